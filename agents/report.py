@@ -1,0 +1,90 @@
+"""The incident report: what an analysis returns and a post-mortem is rendered from."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Specialist = Literal["latency", "errors", "saturation", "traffic"]
+Mode = Literal["llm", "rules"]
+
+
+class Severity(str, Enum):
+    ok = "ok"
+    warning = "warning"
+    critical = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+    @classmethod
+    def worst(cls, severities) -> "Severity":
+        return max(severities, key=lambda s: s.rank, default=cls.ok)
+
+
+_RANK = {Severity.ok: 0, Severity.warning: 1, Severity.critical: 2}
+
+
+class Evidence(BaseModel):
+    """One number behind a finding, with what it was compared to."""
+
+    metric: str = Field(description='What was measured, e.g. "latency_p99_ms" or "error_rate_5xx_pct".')
+    value: float | None
+    threshold: float | None = None
+    unit: str = ""
+    window_minutes: int
+    scope: str | None = Field(None, description='Where: "backend=api", "route=POST /api/checkout", or null for all.')
+
+
+class TokenUsage(BaseModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def __add__(self, other: "TokenUsage") -> "TokenUsage":
+        return TokenUsage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+        )
+
+
+class Provenance(BaseModel):
+    """How a step was produced, so a reader knows how far to trust it."""
+
+    mode: Mode
+    fallback_reason: str | None = Field(None, description="Why the model's answer was not used, if it was tried.")
+    model: str | None = None
+    tokens: TokenUsage = Field(default_factory=TokenUsage)
+    duration_ms: float = 0.0
+    tool_rounds: int = 0
+
+
+class Finding(BaseModel):
+    specialist: Specialist
+    severity: Severity
+    summary: str
+    details: str
+    evidence: list[Evidence] = Field(default_factory=list)
+    provenance: Provenance
+    disagreement: str | None = Field(
+        None, description="Set when the model and the deterministic evaluator did not agree."
+    )
+
+
+class Report(BaseModel):
+    timestamp: datetime
+    overall_severity: Severity
+    title: str
+    diagnosis: str
+    recommendations: list[str] = Field(description="Most important first; 1 to 5.")
+    findings: list[Finding]
+    window_minutes: int
+    window_start: datetime
+    window_end: datetime
+    backend: str | None = None
+    synthesis: Provenance
+    tokens: TokenUsage = Field(description="All model tokens of this analysis.")
+    duration_ms: float

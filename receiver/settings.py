@@ -1,0 +1,69 @@
+"""Every knob of the service, read from the environment (and `.env`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    # Service
+    host: str = Field("127.0.0.1", description="Address the HTTP API listens on.")
+    port: int = Field(8080, description="Port of the HTTP API.")
+    log_format: Literal["json", "text"] = Field("json", description="`json` (one object a line) or `text`.")
+    log_level: str = Field("INFO", description="Python logging level.")
+    data_dir: Path = Field(Path("var"), description="Where the embedded Redis keeps its data.")
+    redis_url: str | None = Field(
+        None, description="Redis to use; unset = start an embedded `redis-server` under DATA_DIR."
+    )
+
+    # Ingestion
+    retention_minutes: int = Field(360, ge=10, description="How long minute buckets live (TTL).")
+    clock_skew_seconds: int = Field(300, ge=0, description="How far in the future a log timestamp may be.")
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="Largest accepted request body.")
+    max_backends: int = Field(100, ge=1, description="Distinct backends tracked; more fold into `__other__`.")
+    max_frontends: int = Field(50, ge=1, description="Distinct frontends tracked; more fold into `__other__`.")
+    max_paths: int = Field(500, ge=1, description="Distinct normalised paths per hour; more fold into `__other__`.")
+    log_timezone: str = Field(
+        "", description="Zone of HAProxy's local-time log dates (IANA name); empty = this host's zone."
+    )
+    syslog_host: str = Field("127.0.0.1", description="Address of the syslog listener (UDP and TCP).")
+    syslog_port: int = Field(5140, ge=0, description="Port of the syslog listener; 0 disables it.")
+
+    # Golden-signal thresholds: the alert rules are rendered from these.
+    latency_p95_threshold_ms: float = Field(500, gt=0, description="P95 above this: warning.")
+    latency_p99_threshold_ms: float = Field(1000, gt=0, description="P99 above this: critical.")
+    error_rate_5xx_threshold_pct: float = Field(5, gt=0, description="5xx rate above this: warning.")
+    error_rate_5xx_critical_pct: float = Field(10, gt=0, description="5xx rate above this: critical.")
+    error_rate_4xx_threshold_pct: float = Field(20, gt=0, description="4xx rate above this: warning.")
+    memory_usage_threshold_pct: float = Field(80, gt=0, description="Redis memory above this % of maxmemory.")
+    min_requests_per_minute: float = Field(
+        10, ge=0, description="Traffic floor below which error rates and latency do not alert."
+    )
+    traffic_spike_factor: float = Field(3, gt=1, description="Traffic above this multiple of its baseline: spike.")
+
+    # Analysis
+    anthropic_api_key: SecretStr | None = Field(None, description="Enables the model; unset = rules only.")
+    anthropic_base_url: str | None = Field(None, description="Messages API base URL (proxies, tests).")
+    anthropic_model: str = Field("claude-sonnet-4-6", description="Model for specialists and synthesis.")
+    llm_max_tokens: int = Field(1024, ge=64, description="max_tokens of each model call.")
+    llm_timeout_seconds: float = Field(20, gt=0, description="Timeout of each model call.")
+    llm_max_tool_rounds: int = Field(4, ge=1, description="Tool rounds a specialist may take.")
+    llm_max_concurrency: int = Field(4, ge=1, description="Model calls in flight at once.")
+    llm_max_analyses_per_hour: int = Field(30, ge=0, description="Model-backed analyses an hour; beyond: rules.")
+    analysis_deadline_seconds: float = Field(60, gt=0, description="Deadline of a whole analysis.")
+    analysis_window_minutes: int = Field(10, ge=1, description="Default window of an analysis.")
+
+    # Receiver
+    webhook_token: SecretStr | None = Field(None, description="Bearer token required on `POST /alerts`.")
+    analyze_token: SecretStr | None = Field(None, description="Bearer token required on `POST /analyze`.")
+    ingest_token: SecretStr | None = Field(None, description="Bearer token required on `POST /logs`.")
+    run_worker: bool = Field(True, description="Run an incident worker inside the service.")
+    analysis_concurrency: int = Field(2, ge=1, description="Analyses a worker runs at once.")
+    postmortem_dir: Path = Field(Path("docs/post-mortems"), description="Where post-mortems are written.")
+    slo_target_pct: float = Field(99.9, gt=0, lt=100, description="Availability SLO for error-budget figures.")
