@@ -1,0 +1,300 @@
+"""Per-minute aggregates: built from records, written as hash fields, read back and merged.
+
+The same classes serve both directions so that what is written is exactly what is read.
+Everything here is pure: no Redis, no clock.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from .histogram import bucket_index, le_index
+from .paths import normalise_path
+from .records import LogRecord
+
+OTHER = "__other__"
+SEP = "\t"
+
+
+def status_class(status: int) -> str:
+    return f"{status // 100}xx" if 100 <= status <= 599 else "other"
+
+
+def termination_key(state: str) -> str:
+    """The two characters that say who ended the session and in which phase (`sH`, `SC`, `--`)."""
+    return state[:2] if len(state) >= 2 else "--"
+
+
+@dataclass(slots=True)
+class BackendAgg:
+    n: int = 0
+    e4: int = 0
+    e5: int = 0
+    codes: Counter = field(default_factory=Counter)
+    terms: Counter = field(default_factory=Counter)
+    hist: Counter = field(default_factory=Counter)  # log-linear bucket -> count (Ta)
+    le: Counter = field(default_factory=Counter)  # `le` bucket -> count (Ta)
+    lat_sum: int = 0  # ms, over requests with a Ta
+    queued: int = 0
+    retries: int = 0
+    tw_sum: int = 0
+    tw_n: int = 0
+    tc_sum: int = 0
+    tc_n: int = 0
+    tr_sum: int = 0
+    tr_n: int = 0
+
+    def fields(self) -> Iterable[tuple[str, int]]:
+        yield "n", self.n
+        for name, value in (("4", self.e4), ("5", self.e5), ("ls", self.lat_sum), ("q", self.queued),
+                            ("r", self.retries), ("tws", self.tw_sum), ("twn", self.tw_n),
+                            ("tcs", self.tc_sum), ("tcn", self.tc_n), ("trs", self.tr_sum), ("trn", self.tr_n)):
+            if value:
+                yield name, value
+        for code, count in self.codes.items():
+            yield f"c:{code}", count
+        for term, count in self.terms.items():
+            yield f"t:{term}", count
+        for index, count in self.hist.items():
+            yield f"h:{index}", count
+        for index, count in self.le.items():
+            yield f"e:{index}", count
+
+    @classmethod
+    def from_fields(cls, raw: Mapping[str, str]) -> "BackendAgg":
+        agg = cls()
+        scalar = _BACKEND_SCALARS
+        for name, value in raw.items():
+            count = int(value)
+            attr = scalar.get(name)
+            if attr is not None:
+                setattr(agg, attr, count)
+                continue
+            prefix, _, rest = name.partition(":")
+            if prefix == "h":
+                agg.hist[int(rest)] = count
+            elif prefix == "e":
+                agg.le[int(rest)] = count
+            elif prefix == "c":
+                agg.codes[rest] = count
+            elif prefix == "t":
+                agg.terms[rest] = count
+        return agg
+
+    def merge(self, other: "BackendAgg") -> None:
+        for attr in _BACKEND_SCALARS.values():
+            setattr(self, attr, getattr(self, attr) + getattr(other, attr))
+        self.codes.update(other.codes)
+        self.terms.update(other.terms)
+        self.hist.update(other.hist)
+        self.le.update(other.le)
+
+
+_BACKEND_SCALARS = {
+    "n": "n", "4": "e4", "5": "e5", "ls": "lat_sum", "q": "queued", "r": "retries",
+    "tws": "tw_sum", "twn": "tw_n", "tcs": "tc_sum", "tcn": "tc_n", "trs": "tr_sum", "trn": "tr_n",
+}
+
+
+@dataclass(slots=True)
+class PathAgg:
+    n: int = 0
+    classes: Counter = field(default_factory=Counter)  # "2xx" -> count
+    codes: Counter = field(default_factory=Counter)  # error codes only
+    lat_sum: int = 0
+    lat_n: int = 0
+    le: Counter = field(default_factory=Counter)
+
+    def fields(self, prefix: str) -> Iterable[tuple[str, int]]:
+        yield prefix + "n", self.n
+        if self.lat_sum:
+            yield prefix + "ls", self.lat_sum
+        if self.lat_n:
+            yield prefix + "ln", self.lat_n
+        for cls, count in self.classes.items():
+            yield prefix + "k:" + cls, count
+        for code, count in self.codes.items():
+            yield prefix + "c:" + code, count
+        for index, count in self.le.items():
+            yield prefix + "e:" + str(index), count
+
+    def add_field(self, name: str, count: int) -> None:
+        """Add one stored field (the inverse of `fields`)."""
+        if name == "n":
+            self.n += count
+        elif name == "ls":
+            self.lat_sum += count
+        elif name == "ln":
+            self.lat_n += count
+        else:
+            kind, _, rest = name.partition(":")
+            if kind == "k":
+                self.classes[rest] += count
+            elif kind == "c":
+                self.codes[rest] += count
+            elif kind == "e":
+                self.le[int(rest)] += count
+
+    def merge(self, other: "PathAgg") -> None:
+        self.n += other.n
+        self.lat_sum += other.lat_sum
+        self.lat_n += other.lat_n
+        self.classes.update(other.classes)
+        self.codes.update(other.codes)
+        self.le.update(other.le)
+
+
+@dataclass(slots=True)
+class FrontendAgg:
+    n: int = 0
+    e4: int = 0
+    e5: int = 0
+
+    def merge(self, other: "FrontendAgg") -> None:
+        self.n += other.n
+        self.e4 += other.e4
+        self.e5 += other.e5
+
+
+# Saturation maxima kept per minute: (member prefix, record attribute).
+MAXIMA = (("ac", "actconn"), ("fc", "feconn"))
+BACKEND_MAXIMA = (("bc", "beconn"), ("sc", "srv_conn"), ("sq", "srv_queue"), ("bq", "backend_queue"))
+
+
+@dataclass(slots=True)
+class MinuteBucket:
+    """Everything known about one minute of traffic."""
+
+    n: int = 0
+    codes: Counter = field(default_factory=Counter)
+    frontends: dict[str, FrontendAgg] = field(default_factory=dict)
+    backends: dict[str, BackendAgg] = field(default_factory=dict)
+    paths: dict[tuple[str, str], PathAgg] = field(default_factory=dict)  # (backend, route)
+    maxima: dict[str, int] = field(default_factory=dict)
+    # Cumulative `code_class` counts by (frontend, backend): the Prometheus counters.
+    classes: Counter = field(default_factory=Counter)
+
+    def add(self, r: LogRecord) -> None:
+        status = r.status
+        code = str(status)
+        cls = status_class(status)
+        self.n += 1
+        self.codes[code] += 1
+        self.classes[(r.frontend, r.backend, cls)] += 1
+        is4 = cls == "4xx"
+        is5 = cls == "5xx"
+
+        fe = self.frontends.get(r.frontend)
+        if fe is None:
+            fe = self.frontends[r.frontend] = FrontendAgg()
+        fe.n += 1
+
+        be = self.backends.get(r.backend)
+        if be is None:
+            be = self.backends[r.backend] = BackendAgg()
+        be.n += 1
+        be.codes[code] += 1
+        be.terms[termination_key(r.termination_state)] += 1
+        if is4:
+            fe.e4 += 1
+            be.e4 += 1
+        elif is5:
+            fe.e5 += 1
+            be.e5 += 1
+        ta = r.time_active
+        if ta >= 0:
+            be.hist[bucket_index(ta)] += 1
+            le = le_index(ta)
+            be.le[le] += 1
+            be.lat_sum += ta
+        else:
+            le = -1
+        if r.time_queue > 0 or r.srv_queue > 0 or r.backend_queue > 0:
+            be.queued += 1
+        if r.time_queue >= 0:
+            be.tw_sum += r.time_queue
+            be.tw_n += 1
+        if r.time_connect >= 0:
+            be.tc_sum += r.time_connect
+            be.tc_n += 1
+        if r.time_response >= 0:
+            be.tr_sum += r.time_response
+            be.tr_n += 1
+        if r.retries:
+            be.retries += r.retries
+
+        route = r.method + " " + normalise_path(r.path)
+        key = (r.backend, route)
+        p = self.paths.get(key)
+        if p is None:
+            p = self.paths[key] = PathAgg()
+        p.n += 1
+        p.classes[cls] += 1
+        if is4 or is5:
+            p.codes[code] += 1
+        if le >= 0:
+            p.lat_sum += ta
+            p.lat_n += 1
+            p.le[le] += 1
+
+        maxima = self.maxima
+        for member, attr in MAXIMA:
+            value = getattr(r, attr)
+            if value > maxima.get(member, -1):
+                maxima[member] = value
+        for prefix, attr in BACKEND_MAXIMA:
+            value = getattr(r, attr)
+            member = prefix + ":" + r.backend
+            if value > maxima.get(member, -1):
+                maxima[member] = value
+
+    # -- reading back -------------------------------------------------------
+
+    def merge(self, other: "MinuteBucket") -> None:
+        self.n += other.n
+        self.codes.update(other.codes)
+        self.classes.update(other.classes)
+        for name, agg in other.frontends.items():
+            _merge_into(self.frontends, name, agg, FrontendAgg)
+        for name, agg in other.backends.items():
+            _merge_into(self.backends, name, agg, BackendAgg)
+        for key, agg in other.paths.items():
+            _merge_into(self.paths, key, agg, PathAgg)
+        for member, value in other.maxima.items():
+            if value > self.maxima.get(member, -1):
+                self.maxima[member] = value
+
+    def renamed(self, backends: Mapping[str, str], frontends: Mapping[str, str],
+                routes: Mapping[str, str]) -> "MinuteBucket":
+        """A copy with names mapped (cardinality folding); unmapped names stay."""
+        out = MinuteBucket(n=self.n, codes=self.codes)
+        for (fe, be, cls), count in self.classes.items():
+            out.classes[(frontends.get(fe, fe), backends.get(be, be), cls)] += count
+        for name, agg in self.frontends.items():
+            _merge_into(out.frontends, frontends.get(name, name), agg, FrontendAgg)
+        for name, agg in self.backends.items():
+            _merge_into(out.backends, backends.get(name, name), agg, BackendAgg)
+        for (be, route), agg in self.paths.items():
+            key = (backends.get(be, be), routes.get(route, route))
+            _merge_into(out.paths, key, agg, PathAgg)
+        for member, value in self.maxima.items():
+            prefix, sep, be = member.partition(":")
+            if sep:
+                member = prefix + ":" + backends.get(be, be)
+            if value > out.maxima.get(member, -1):
+                out.maxima[member] = value
+        return out
+
+
+def _merge_into(target: dict, key, agg, factory) -> None:
+    mine = target.get(key)
+    if mine is None:
+        mine = target[key] = factory()
+    mine.merge(agg)
+
+
+def route_method(route: str) -> tuple[str, str]:
+    method, _, path = route.partition(" ")
+    return method, path

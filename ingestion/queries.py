@@ -1,0 +1,266 @@
+"""The golden-signal queries behind `GET /metrics/*` and the agents' tools."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from .buckets import BACKEND_MAXIMA, BackendAgg, PathAgg, route_method
+from .histogram import le_quantile, quantiles
+from .reading import BucketReader, Merged, Span
+from .views import (
+    BackendStats,
+    Backends,
+    FrontendStats,
+    Frontends,
+    HaproxySaturation,
+    Overview,
+    Paths,
+    PathStats,
+    RedisSaturation,
+    ResponseTimes,
+    Rps,
+    RpsPoint,
+    Saturation,
+    StatusCodes,
+    TerminationStates,
+)
+
+_TOTALS = frozenset({"totals"})
+_BACKENDS = frozenset({"totals", "backends"})
+_PATHS = frozenset({"totals", "paths"})
+_SATURATION = frozenset({"totals", "backends", "maxima"})
+
+
+def pct(part: int, whole: int) -> float:
+    return round(100.0 * part / whole, 3) if whole else 0.0
+
+
+def _mean(total: int, count: int) -> float | None:
+    return round(total / count, 3) if count else None
+
+
+def _error_counts(codes: Counter) -> tuple[int, int]:
+    e4 = sum(c for code, c in codes.items() if code.startswith("4") and len(code) == 3)
+    e5 = sum(c for code, c in codes.items() if code.startswith("5") and len(code) == 3)
+    return e4, e5
+
+
+def _most_first(counter: Counter) -> dict[str, int]:
+    return dict(sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+class MetricsQueries:
+    """Read-only views over the last `window` minutes ending at `at` (default: now)."""
+
+    def __init__(self, redis: Redis, *, now: Callable[[], float] = time.time, reader: BucketReader | None = None):
+        self._redis = redis
+        self._now = now
+        self._reader = reader or BucketReader(redis, now=now)
+
+    def _span(self, window: int, at: datetime | None) -> Span:
+        if window < 1:
+            raise ValueError("window must be at least 1 minute")
+        return Span.ending_at(window, at.timestamp() if at else self._now())
+
+    def _window(self, span: Span) -> dict:
+        return {"window_minutes": len(span.minutes), "start": span.start, "end": span.end}
+
+    async def _backend_or_totals(self, span: Span, backend: str | None) -> tuple[int, Counter]:
+        if backend is None:
+            merged = await self._reader.merged(span, _TOTALS)
+            return merged.n, merged.codes
+        agg = (await self._reader.merged(span, _BACKENDS, backend)).backends.get(backend, BackendAgg())
+        return agg.n, agg.codes
+
+    async def overview(self, window: int = 5, at: datetime | None = None, backend: str | None = None) -> Overview:
+        span = self._span(window, at)
+        total, codes = await self._backend_or_totals(span, backend)
+        e4, e5 = _error_counts(codes)
+        return Overview(
+            **self._window(span), backend=backend, total_requests=total, errors_4xx=e4, errors_5xx=e5,
+            error_rate_4xx_pct=pct(e4, total), error_rate_5xx_pct=pct(e5, total),
+            requests_per_minute=round(total / len(span.minutes), 3),
+        )
+
+    async def status_codes(self, window: int = 5, at: datetime | None = None,
+                           backend: str | None = None) -> StatusCodes:
+        span = self._span(window, at)
+        total, codes = await self._backend_or_totals(span, backend)
+        return StatusCodes(**self._window(span), backend=backend, total_requests=total, codes=_most_first(codes))
+
+    async def response_times(self, window: int = 5, at: datetime | None = None,
+                             backend: str | None = None) -> ResponseTimes:
+        span = self._span(window, at)
+        merged = await self._reader.merged(span, _BACKENDS, backend)
+        hist: Counter = Counter()
+        for name, agg in merged.backends.items():
+            if backend is None or name == backend:
+                hist.update(agg.hist)
+        p50, p95, p99 = quantiles(hist, (0.50, 0.95, 0.99))
+        return ResponseTimes(**self._window(span), backend=backend, count=sum(hist.values()),
+                             p50=p50, p95=p95, p99=p99)
+
+    async def backends(self, window: int = 5, at: datetime | None = None) -> Backends:
+        span = self._span(window, at)
+        merged = await self._reader.merged(span, _BACKENDS)
+        stats = [_backend_stats(name, agg) for name, agg in merged.backends.items()]
+        stats.sort(key=lambda s: (-s.requests, s.backend))
+        return Backends(**self._window(span), backends=stats)
+
+    async def frontends(self, window: int = 5, at: datetime | None = None) -> Frontends:
+        span = self._span(window, at)
+        merged = await self._reader.merged(span, _TOTALS)
+        stats = [
+            FrontendStats(frontend=name, requests=a.n, errors_4xx=a.e4, errors_5xx=a.e5,
+                          error_rate_4xx_pct=pct(a.e4, a.n), error_rate_5xx_pct=pct(a.e5, a.n))
+            for name, a in merged.frontends.items()
+        ]
+        stats.sort(key=lambda s: (-s.requests, s.frontend))
+        return Frontends(**self._window(span), frontends=stats)
+
+    async def paths(self, window: int = 5, at: datetime | None = None, backend: str | None = None,
+                    limit: int = 10) -> Paths:
+        span = self._span(window, at)
+        merged = await self._reader.merged(span, _PATHS, backend)
+        by_route: dict[str, PathStats] = {}
+        combined: dict[str, list] = {}
+        for (name, route), agg in merged.paths.items():
+            if backend is not None and name != backend:
+                continue
+            combined.setdefault(route, []).append(agg)
+        for route, aggs in combined.items():
+            by_route[route] = _path_stats(route, aggs)
+        stats = list(by_route.values())
+        by_errors = sorted(
+            (s for s in stats if s.errors_4xx + s.errors_5xx),
+            key=lambda s: (-(s.errors_4xx + s.errors_5xx), s.route),
+        )[:limit]
+        by_latency = sorted(
+            (s for s in stats if s.mean_ms is not None),
+            key=lambda s: (-(s.p95_ms or 0), -(s.mean_ms or 0), s.route),
+        )[:limit]
+        return Paths(**self._window(span), backend=backend, top_by_errors=by_errors, top_by_latency=by_latency)
+
+    async def termination_states(self, window: int = 5, at: datetime | None = None,
+                                 backend: str | None = None) -> TerminationStates:
+        span = self._span(window, at)
+        merged = await self._reader.merged(span, _BACKENDS, backend)
+        overall: Counter = Counter()
+        by_backend: dict[str, dict[str, int]] = {}
+        total = 0
+        for name, agg in merged.backends.items():
+            if backend is not None and name != backend:
+                continue
+            overall.update(agg.terms)
+            total += agg.n
+            by_backend[name] = _most_first(agg.terms)
+        return TerminationStates(**self._window(span), backend=backend, total_requests=total,
+                                 states=_most_first(overall), by_backend=by_backend)
+
+    async def rps(self, minutes: int = 30, at: datetime | None = None, backend: str | None = None) -> Rps:
+        span = self._span(minutes, at)
+        counts = await self._reader.minute_counts(span, backend)
+        points = [
+            RpsPoint(minute=datetime.fromtimestamp(m * 60, timezone.utc), requests=c)
+            for m, c in zip(span.minutes, counts)
+        ]
+        return Rps(minutes=len(points), end=span.end, backend=backend, points=points)
+
+    async def saturation(self, window: int = 5, at: datetime | None = None,
+                         backend: str | None = None) -> Saturation:
+        span = self._span(window, at)
+        merged = await self._reader.merged(span, _SATURATION, backend)
+        return Saturation(**self._window(span), backend=backend,
+                          redis=await self.redis_saturation(), haproxy=_haproxy_saturation(merged, backend))
+
+    async def redis_saturation(self) -> RedisSaturation:
+        info = await redis_info(self._redis)
+        used = int(info.get("used_memory", 0))
+        limit = int(info.get("maxmemory", 0))
+        maxclients = await self._maxclients()
+        return RedisSaturation(
+            used_memory_bytes=used, maxmemory_bytes=limit,
+            memory_used_pct=pct(used, limit) if limit else None,
+            connected_clients=int(info.get("connected_clients", 0)),
+            blocked_clients=int(info.get("blocked_clients", 0)),
+            rejected_connections=int(info.get("rejected_connections", 0)),
+            maxclients=maxclients,
+        )
+
+    async def _maxclients(self) -> int | None:
+        try:
+            value = (await self._redis.config_get("maxclients")).get("maxclients")
+        except Exception:  # CONFIG may be renamed or disabled on managed Redis
+            return None
+        return int(value) if value is not None else None
+
+
+async def redis_info(redis: Redis) -> dict:
+    """INFO, or nothing where the server does not offer it (some managed Redis, fakes)."""
+    try:
+        return await redis.info()
+    except ResponseError:
+        return {}
+
+
+def _backend_stats(name: str, agg: BackendAgg) -> BackendStats:
+    p50, p95, p99 = quantiles(agg.hist, (0.50, 0.95, 0.99))
+    return BackendStats(
+        backend=name, requests=agg.n, errors_4xx=agg.e4, errors_5xx=agg.e5,
+        error_rate_4xx_pct=pct(agg.e4, agg.n), error_rate_5xx_pct=pct(agg.e5, agg.n),
+        p50_ms=p50, p95_ms=p95, p99_ms=p99,
+        status_codes=_most_first(agg.codes), termination_states=_most_first(agg.terms),
+        queued_requests=agg.queued, mean_queue_ms=_mean(agg.tw_sum, agg.tw_n),
+        mean_connect_ms=_mean(agg.tc_sum, agg.tc_n), mean_response_ms=_mean(agg.tr_sum, agg.tr_n),
+    )
+
+
+def _path_stats(route: str, aggs: list) -> PathStats:
+    first = aggs[0]
+    if len(aggs) > 1:
+        first = PathAgg()
+        for agg in aggs:
+            first.merge(agg)
+    method, path = route_method(route)
+    e4 = first.classes.get("4xx", 0)
+    e5 = first.classes.get("5xx", 0)
+    p95 = le_quantile(first.le, 0.95)
+    return PathStats(
+        route=route, method=method, path=path, requests=first.n,
+        status_classes=dict(sorted(first.classes.items())), status_codes=_most_first(first.codes),
+        errors_4xx=e4, errors_5xx=e5, error_rate_4xx_pct=pct(e4, first.n), error_rate_5xx_pct=pct(e5, first.n),
+        mean_ms=_mean(first.lat_sum, first.lat_n),
+        p95_ms=None if p95 is None or p95 == float("inf") else p95,
+    )
+
+
+def _haproxy_saturation(merged: Merged, backend: str | None) -> HaproxySaturation:
+    requests = queued = retries = tw_sum = tw_n = 0
+    for name, agg in merged.backends.items():
+        if backend is not None and name != backend:
+            continue
+        requests += agg.n
+        queued += agg.queued
+        retries += agg.retries
+        tw_sum += agg.tw_sum
+        tw_n += agg.tw_n
+    maxima = merged.maxima
+
+    def peak(prefix: str) -> int:
+        values = [v for m, v in maxima.items() if m.startswith(prefix + ":")
+                  and (backend is None or m == f"{prefix}:{backend}")]
+        return max(values, default=0)
+
+    peaks = {prefix: peak(prefix) for prefix, _ in BACKEND_MAXIMA}
+    return HaproxySaturation(
+        requests=requests, queued_requests=queued, queued_pct=pct(queued, requests),
+        mean_queue_ms=_mean(tw_sum, tw_n), max_actconn=maxima.get("ac", 0), max_feconn=maxima.get("fc", 0),
+        max_beconn=peaks["bc"], max_srv_conn=peaks["sc"], max_srv_queue=peaks["sq"],
+        max_backend_queue=peaks["bq"], retries=retries,
+    )

@@ -1,0 +1,203 @@
+"""Reading minute buckets back from Redis, with a cache for minutes that no longer change.
+
+A minute's generation counter is bumped by every write to it, so a cached merge of
+older minutes stays valid exactly as long as their generations do.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from redis.asyncio import Redis
+
+from . import keys
+from .buckets import SEP, BackendAgg, FrontendAgg, PathAgg
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """The whole minutes a window covers, oldest first; the last one may still be filling."""
+
+    minutes: tuple[int, ...]
+
+    @classmethod
+    def ending_at(cls, window: int, at: float) -> "Span":
+        last = math.ceil(at / 60) - 1
+        return cls(tuple(range(last - window + 1, last + 1)))
+
+    @property
+    def start(self) -> datetime:
+        return datetime.fromtimestamp(self.minutes[0] * 60, timezone.utc)
+
+    @property
+    def end(self) -> datetime:
+        return datetime.fromtimestamp((self.minutes[-1] + 1) * 60, timezone.utc)
+
+
+@dataclass(slots=True)
+class Merged:
+    """The sum of several minutes, limited to the parts a query asked for."""
+
+    n: int = 0
+    codes: Counter = field(default_factory=Counter)
+    frontends: dict[str, FrontendAgg] = field(default_factory=dict)
+    backend_counts: Counter = field(default_factory=Counter)
+    backends: dict[str, BackendAgg] = field(default_factory=dict)
+    paths: dict[tuple[str, str], PathAgg] = field(default_factory=dict)
+    maxima: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: "Merged") -> None:
+        self.n += other.n
+        self.codes.update(other.codes)
+        self.backend_counts.update(other.backend_counts)
+        for name, agg in other.frontends.items():
+            self.frontends.setdefault(name, FrontendAgg()).merge(agg)
+        for name, agg in other.backends.items():
+            self.backends.setdefault(name, BackendAgg()).merge(agg)
+        for key, agg in other.paths.items():
+            self.paths.setdefault(key, PathAgg()).merge(agg)
+        for member, value in other.maxima.items():
+            if value > self.maxima.get(member, -1):
+                self.maxima[member] = value
+
+
+PARTS = frozenset({"totals", "backends", "paths", "maxima"})
+
+
+class BucketReader:
+    """Fetches and merges minute buckets. Expects a client made with decode_responses=True."""
+
+    def __init__(self, redis: Redis, *, now: Callable[[], float] = time.time, cache_size: int = 128) -> None:
+        self._redis = redis
+        self._now = now
+        self._cache: OrderedDict[tuple, Merged] = OrderedDict()
+        self._cache_size = cache_size
+
+    async def merged(self, span: Span, parts: frozenset[str], backend: str | None = None) -> Merged:
+        now_minute = int(self._now() // 60)
+        settled = [m for m in span.minutes if m < now_minute - 1]
+        live = [m for m in span.minutes if m >= now_minute - 1]
+        result = Merged()
+        if settled:
+            generations = await self._generations(settled)
+            key = (parts, backend, tuple(zip(settled, generations)))
+            cached = self._cache.get(key)
+            if cached is None:
+                present = [m for m, g in zip(settled, generations) if g]
+                cached = await self._fetch(present, parts, backend)
+                self._remember(key, cached)
+            else:
+                self._cache.move_to_end(key)
+            if not live:
+                return cached
+            result.add(cached)
+        if live:
+            result.add(await self._fetch(live, parts, backend))
+        return result
+
+    async def minute_counts(self, span: Span, backend: str | None = None) -> list[int]:
+        pipe = self._redis.pipeline(transaction=False)
+        for minute in span.minutes:
+            if backend is None:
+                pipe.hget(keys.minute_key(minute), "n")
+            else:
+                pipe.hget(keys.backend_key(minute, backend), "n")
+        return [int(v or 0) for v in await pipe.execute()]
+
+    def _remember(self, key: tuple, value: Merged) -> None:
+        self._cache[key] = value
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    async def _generations(self, minutes: Sequence[int]) -> list[int]:
+        by_hour: dict[int, list[int]] = {}
+        for minute in minutes:
+            by_hour.setdefault(minute // 60, []).append(minute)
+        pipe = self._redis.pipeline(transaction=False)
+        for hour, members in by_hour.items():
+            pipe.hmget(keys.generation_key(hour), [str(m) for m in members])
+        found: dict[int, int] = {}
+        for (hour, members), values in zip(by_hour.items(), await pipe.execute()):
+            for minute, value in zip(members, values):
+                found[minute] = int(value or 0)
+        return [found[m] for m in minutes]
+
+    async def _fetch(self, minutes: Sequence[int], parts: frozenset[str], backend: str | None) -> Merged:
+        merged = Merged()
+        if not minutes:
+            return merged
+        pipe = self._redis.pipeline(transaction=False)
+        for minute in minutes:
+            pipe.hgetall(keys.minute_key(minute))
+        if "maxima" in parts:
+            for minute in minutes:
+                pipe.zrange(keys.maxima_key(minute), 0, -1, withscores=True)
+        replies = await pipe.execute()
+        names_by_minute: list[tuple[int, list[str]]] = []
+        for minute, raw in zip(minutes, replies):
+            names = _add_totals(merged, raw)
+            names_by_minute.append((minute, [backend] if backend is not None else names))
+        if "maxima" in parts:
+            for raw in replies[len(minutes):]:
+                for member, score in raw:
+                    value = int(score)
+                    if value > merged.maxima.get(member, -1):
+                        merged.maxima[member] = value
+        wanted = [(m, name, kind) for m, names in names_by_minute for name in names
+                  for kind in ("backends", "paths") if kind in parts]
+        if not wanted:
+            return merged
+        pipe = self._redis.pipeline(transaction=False)
+        for minute, name, kind in wanted:
+            key = keys.backend_key(minute, name) if kind == "backends" else keys.paths_key(minute, name)
+            pipe.hgetall(key)
+        for (minute, name, kind), raw in zip(wanted, await pipe.execute()):
+            if not raw:
+                continue
+            if kind == "backends":
+                merged.backends.setdefault(name, BackendAgg()).merge(BackendAgg.from_fields(raw))
+            else:
+                _add_paths(merged.paths, name, raw)
+        return merged
+
+
+def _add_totals(merged: Merged, raw: dict[str, str]) -> list[str]:
+    backends = []
+    frontends = merged.frontends
+    for name, value in raw.items():
+        count = int(value)
+        kind = name[:2]
+        if name == "n":
+            merged.n += count
+        elif kind == "c:":
+            merged.codes[name[2:]] += count
+        elif kind == "b:":
+            backends.append(name[2:])
+            merged.backend_counts[name[2:]] += count
+        elif kind == "f:":
+            frontend, stat = name[2:].rsplit(":", 1)
+            agg = frontends.get(frontend)
+            if agg is None:
+                agg = frontends[frontend] = FrontendAgg()
+            if stat == "n":
+                agg.n += count
+            elif stat == "4":
+                agg.e4 += count
+            elif stat == "5":
+                agg.e5 += count
+    return backends
+
+
+def _add_paths(paths: dict[tuple[str, str], PathAgg], backend: str, raw: dict[str, str]) -> None:
+    for name, value in raw.items():
+        route, _, stat = name.rpartition(SEP)
+        key = (backend, route)
+        agg = paths.get(key)
+        if agg is None:
+            agg = paths[key] = PathAgg()
+        agg.add_field(stat, int(value))

@@ -1,0 +1,67 @@
+"""Request ids, JSON errors and the retry contract: 4xx is final, 503 means try again."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+
+from aiohttp import web
+from pydantic import ValidationError
+from redis.exceptions import BusyLoadingError, ConnectionError as RedisConnectionError, TimeoutError as RedisTimeout
+
+from .appkeys import SERVICE_METRICS
+from .errors import ApiError
+from .logging_setup import request_id
+
+log = logging.getLogger(__name__)
+
+_VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_TRANSIENT = (RedisConnectionError, RedisTimeout, BusyLoadingError, ConnectionRefusedError)
+
+
+def error_response(status: int, error: str, detail: object = None, headers: dict | None = None) -> web.Response:
+    return web.json_response({"error": error, "detail": detail}, status=status, headers=headers)
+
+
+def validation_detail(error: ValidationError) -> list[dict]:
+    return [
+        {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+        for e in error.errors(include_url=False, include_context=False, include_input=False)
+    ]
+
+
+@web.middleware
+async def request_context(request: web.Request, handler) -> web.StreamResponse:
+    incoming = request.headers.get("X-Request-ID", "")
+    rid = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
+    token = request_id.set(rid)
+    try:
+        response = await _answer(request, handler)
+        response.headers["X-Request-ID"] = rid
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        request.app[SERVICE_METRICS].http_requests.labels(route, str(response.status)).inc()
+        return response
+    finally:
+        request_id.reset(token)
+
+
+async def _answer(request: web.Request, handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.error, exc.detail, exc.headers)
+    except ValidationError as exc:
+        return error_response(422, "invalid_body", validation_detail(exc))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "www-authenticate")}
+        return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.text, headers)
+    except _TRANSIENT as exc:
+        log.warning("redis unavailable: %s", exc)
+        return error_response(503, "redis_unavailable", f"Redis is not reachable: {exc}", {"Retry-After": "5"})
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "unexpected error; see the service log")
