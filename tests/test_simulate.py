@@ -1,0 +1,201 @@
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from functools import cache
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from ingestion.httplog import parse_httplog_line
+from ingestion.paths import normalise_path
+from ingestion.records import LogRecord
+from ingestion.simulate import (
+    SCENARIOS,
+    SERVER_TIMEOUT_MS,
+    generate_lines,
+    scenario_onset,
+    scenario_timeline,
+)
+
+UTC = timezone.utc
+START = datetime(2026, 11, 25, 16, 0, tzinfo=UTC)
+MINUTES = 12
+# Enough requests for each scenario's statistics to be steady, few enough to stay fast.
+RPS = {"auth-regression": 25.0, "deploy-regression": 5.0}
+
+
+@cache
+def run(scenario: str) -> tuple[str, ...]:
+    return tuple(generate_lines(scenario, start=START, minutes=MINUTES, rps=RPS.get(scenario, 3.0)))
+
+
+@cache
+def records(scenario: str) -> tuple[LogRecord, ...]:
+    return tuple(parse_httplog_line(line, UTC) for line in run(scenario))
+
+
+def split_at_onset(scenario: str) -> tuple[list[LogRecord], list[LogRecord]]:
+    onset = scenario_onset(scenario, START, MINUTES)
+    assert onset is not None
+    before = [r for r in records(scenario) if r.ts < onset.timestamp()]
+    after = [r for r in records(scenario) if r.ts >= onset.timestamp()]
+    return before, after
+
+
+def p99(values: list[int]) -> int:
+    ordered = sorted(values)
+    return ordered[round(0.99 * (len(ordered) - 1))]
+
+
+def share(selected: list[LogRecord], among: list[LogRecord]) -> float:
+    return len(selected) / len(among)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_every_line_parses_back_in_timestamp_order(scenario: str) -> None:
+    parsed = records(scenario)
+    assert len(parsed) == len(run(scenario)) > 100
+    times = [r.ts for r in parsed]
+    assert times == sorted(times)
+    assert START.timestamp() <= times[0] and times[-1] < START.timestamp() + MINUTES * 60
+
+
+def test_same_seed_same_lines_other_seed_other_lines() -> None:
+    def lines(seed: int) -> list[str]:
+        return list(generate_lines("deploy-regression", start=START, minutes=3, rps=2, seed=seed))
+
+    assert lines(7) == lines(7)
+    assert lines(7) != lines(8)
+
+
+def test_dates_are_written_in_the_haproxy_hosts_zone() -> None:
+    paris = ZoneInfo("Europe/Paris")
+    line = next(generate_lines("baseline", start=START, minutes=1, rps=5, tz=paris))
+    assert "[25/Nov/2026:17:00:" in line  # 16:00 UTC is 17:00 in Paris in November
+    assert START.timestamp() <= parse_httplog_line(line, paris).ts < START.timestamp() + 60
+
+
+def test_baseline_looks_like_a_healthy_site() -> None:
+    traffic = list(records("baseline"))
+    assert share([r for r in traffic if r.status >= 500], traffic) < 0.01
+    assert 0.01 < share([r for r in traffic if 400 <= r.status < 500], traffic) < 0.035
+    assert Counter(r.termination_state for r in traffic).most_common(1)[0][0] == "----"
+    assert {r.frontend for r in traffic} == {"fe_http", "fe_https~"}
+    assert {r.backend for r in traffic} == {"api", "web", "auth", "static", "checkout"}
+    assert {r.server for r in traffic if r.backend == "api"} == {"api-1", "api-2", "api-3", "api-4"}
+    routes = {normalise_path(r.path) for r in traffic}
+    assert {"/api/items/{id}", "/api/users/{id}", "/api/checkout"} <= routes
+    assert any("?" in r.path for r in traffic)
+    assert {"GET", "POST", "PUT"} <= {r.method for r in traffic}
+    api = [r.time_response for r in traffic if r.backend == "api" and r.time_response >= 0]
+    assert 10 < sorted(api)[len(api) // 2] < 100  # median server time: tens of ms
+    assert all(
+        r.time_active >= r.time_request + r.time_queue + r.time_connect + r.time_response
+        for r in traffic
+        if r.termination_state == "----"
+    )
+
+
+def test_deploy_regression_slows_and_fails_api_only() -> None:
+    before, after = split_at_onset("deploy-regression")
+    api_before = [r for r in before if r.backend == "api"]
+    api_after = [r for r in after if r.backend == "api"]
+    assert p99([r.time_active for r in api_before]) < 500
+    assert p99([r.time_active for r in api_after]) > 1000
+    # Most requests still succeed quickly; the successes have a slow tail.
+    succeeded = sorted(r.time_active for r in api_after if r.status < 500)
+    assert succeeded[len(succeeded) // 2] < 100
+    assert p99(succeeded) > 1000
+    failed = [r for r in api_after if r.status >= 500]
+    assert share(failed, api_after) > 0.10
+    states = Counter(r.termination_state for r in failed)
+    assert states["sH--"] > states["SC--"] > 0
+    timeouts = [r for r in failed if r.status == 504]
+    assert all(r.time_response == -1 and r.time_active >= SERVER_TIMEOUT_MS for r in timeouts)
+    others_after = [r for r in after if r.backend != "api"]
+    assert share([r for r in others_after if r.status >= 500], others_after) < 0.01
+    assert p99([r.time_active for r in others_after if r.backend != "static"]) < 500
+
+
+def test_deploy_regression_failures_rise_over_time() -> None:
+    _, after = split_at_onset("deploy-regression")
+    api = [r for r in after if r.backend == "api"]
+    half = len(api) // 2
+    early, late = api[:half], api[half:]
+
+    def failures(traffic: list[LogRecord]) -> float:
+        return share([r for r in traffic if r.status >= 500], traffic)
+
+    assert failures(late) > failures(early)
+
+
+def test_auth_regression_denies_a_quarter_of_checkouts() -> None:
+    before, after = split_at_onset("auth-regression")
+
+    def checkouts(traffic: list[LogRecord]) -> list[LogRecord]:
+        return [r for r in traffic if r.method == "POST" and r.path == "/api/checkout"]
+
+    denied_after = [r for r in checkouts(after) if r.status == 401]
+    assert all(r.backend == "checkout" for r in checkouts(after))
+    assert len(checkouts(after)) > 200
+    assert 0.20 <= share(denied_after, checkouts(after)) <= 0.30
+    assert share([r for r in checkouts(before) if r.status == 401], checkouts(before)) < 0.05
+    others = [r for r in after if r.path != "/api/checkout"]
+    assert share([r for r in others if r.status == 401], others) < 0.01
+    assert share([r for r in after if r.status >= 500], after) < 0.01
+
+
+def test_outage_goes_silent_for_the_last_minutes() -> None:
+    timeline = scenario_timeline("outage", START, MINUTES)
+    assert timeline.onset is not None and timeline.end == START + timedelta(minutes=MINUTES)
+    assert timeline.end - timeline.onset >= timedelta(minutes=6)
+    last = records("outage")[-1].ts
+    assert last < timeline.onset.timestamp()
+    assert last < (START + timedelta(minutes=MINUTES - 6)).timestamp()
+    assert records("outage")[0].ts < START.timestamp() + 60  # traffic before it
+
+
+def test_traffic_spike_multiplies_the_rate_mostly_on_web_and_static() -> None:
+    timeline = scenario_timeline("traffic-spike", START, MINUTES)
+    assert timeline.onset is not None and timeline.end is not None
+    onset, end = timeline.onset.timestamp(), timeline.end.timestamp()
+    before = [r for r in records("traffic-spike") if r.ts < onset]
+    during = [r for r in records("traffic-spike") if onset <= r.ts < end]
+    assert len(during) / (end - onset) >= 3 * len(before) / (onset - START.timestamp())
+
+    def front_share(traffic: list[LogRecord]) -> float:
+        return share([r for r in traffic if r.backend in ("web", "static")], traffic)
+
+    assert front_share(during) > front_share(before) + 0.2
+    assert p99([r.time_active for r in during if r.backend == "api"]) < 500
+    assert share([r for r in during if r.status >= 500], during) < 0.01
+
+
+def test_onsets_anchor_each_incident() -> None:
+    assert scenario_onset("baseline", START, 30) is None
+    assert scenario_onset("deploy-regression", START, 30) == START + timedelta(minutes=10)
+    assert scenario_onset("auth-regression", START, 30) == START + timedelta(minutes=10)
+    assert scenario_onset("outage", START, 30) == START + timedelta(minutes=23)
+    assert scenario_onset("outage", START, 9) == START + timedelta(minutes=3)
+    spike = scenario_timeline("traffic-spike", START, 30)
+    assert spike.onset == START + timedelta(minutes=10) and spike.end == START + timedelta(minutes=15)
+    assert scenario_timeline("deploy-regression", START, 30).backend == "api"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        pytest.param(dict(scenario="meltdown"), "unknown scenario 'meltdown'", id="unknown"),
+        pytest.param(
+            dict(scenario="outage", minutes=8), "outage needs at least 9 minutes", id="short outage"
+        ),
+        pytest.param(dict(start=datetime(2026, 11, 25)), "timezone-aware", id="naive start"),
+        pytest.param(dict(rps=0), "rps must be positive", id="no traffic"),
+    ],
+)
+def test_refuses_runs_that_cannot_show_the_scenario(kwargs: dict[str, object], message: str) -> None:
+    arguments: dict = dict(scenario="baseline", start=START, minutes=10, rps=1.0) | kwargs
+    scenario = arguments.pop("scenario")
+    with pytest.raises(ValueError, match=message):
+        generate_lines(scenario, **arguments)
