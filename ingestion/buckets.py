@@ -22,11 +22,6 @@ def status_class(status: int) -> str:
     return f"{status // 100}xx" if 100 <= status <= 599 else "other"
 
 
-def termination_key(state: str) -> str:
-    """The two characters that say who ended the session and in which phase (`sH`, `SC`, `--`)."""
-    return state[:2] if len(state) >= 2 else "--"
-
-
 @dataclass(slots=True)
 class BackendAgg:
     n: int = 0
@@ -45,6 +40,11 @@ class BackendAgg:
     tc_n: int = 0
     tr_sum: int = 0
     tr_n: int = 0
+    # Peaks within the minute, written to the minute's sorted set rather than the hash.
+    max_beconn: int = 0
+    max_srv_conn: int = 0
+    max_srv_queue: int = 0
+    max_backend_queue: int = 0
 
     def fields(self) -> Iterable[tuple[str, int]]:
         yield "n", self.n
@@ -90,6 +90,10 @@ class BackendAgg:
         self.terms.update(other.terms)
         self.hist.update(other.hist)
         self.le.update(other.le)
+        self.max_beconn = max(self.max_beconn, other.max_beconn)
+        self.max_srv_conn = max(self.max_srv_conn, other.max_srv_conn)
+        self.max_srv_queue = max(self.max_srv_queue, other.max_srv_queue)
+        self.max_backend_queue = max(self.max_backend_queue, other.max_backend_queue)
 
 
 _BACKEND_SCALARS = {
@@ -158,9 +162,9 @@ class FrontendAgg:
         self.e5 += other.e5
 
 
-# Saturation maxima kept per minute: (member prefix, record attribute).
-MAXIMA = (("ac", "actconn"), ("fc", "feconn"))
-BACKEND_MAXIMA = (("bc", "beconn"), ("sc", "srv_conn"), ("sq", "srv_queue"), ("bq", "backend_queue"))
+# Members of a minute's peak set that belong to a backend: "<prefix>:<backend>".
+BACKEND_MAXIMA = ("bc", "sc", "sq", "bq")
+_STATUS_INFO: dict[int, tuple[str, str]] = {}
 
 
 @dataclass(slots=True)
@@ -172,50 +176,60 @@ class MinuteBucket:
     frontends: dict[str, FrontendAgg] = field(default_factory=dict)
     backends: dict[str, BackendAgg] = field(default_factory=dict)
     paths: dict[tuple[str, str], PathAgg] = field(default_factory=dict)  # (backend, route)
-    maxima: dict[str, int] = field(default_factory=dict)
-    # Cumulative `code_class` counts by (frontend, backend): the Prometheus counters.
+    max_actconn: int = 0
+    max_feconn: int = 0
+    # `code_class` counts by (frontend, backend): the Prometheus counters.
     classes: Counter = field(default_factory=Counter)
 
     def add(self, r: LogRecord) -> None:
+        # The hot path of ingestion: plain dict and attribute work only.
         status = r.status
-        code = str(status)
-        cls = status_class(status)
+        info = _STATUS_INFO.get(status)
+        if info is None:
+            info = _STATUS_INFO[status] = (str(status), status_class(status))
+        code, cls = info
+        backend = r.backend
         self.n += 1
-        self.codes[code] += 1
-        self.classes[(r.frontend, r.backend, cls)] += 1
-        is4 = cls == "4xx"
-        is5 = cls == "5xx"
+        codes = self.codes
+        codes[code] = codes.get(code, 0) + 1
+        key = (r.frontend, backend, cls)
+        classes = self.classes
+        classes[key] = classes.get(key, 0) + 1
 
         fe = self.frontends.get(r.frontend)
         if fe is None:
             fe = self.frontends[r.frontend] = FrontendAgg()
         fe.n += 1
-
-        be = self.backends.get(r.backend)
+        be = self.backends.get(backend)
         if be is None:
-            be = self.backends[r.backend] = BackendAgg()
+            be = self.backends[backend] = BackendAgg()
         be.n += 1
-        be.codes[code] += 1
-        be.terms[termination_key(r.termination_state)] += 1
-        if is4:
+        be_codes = be.codes
+        be_codes[code] = be_codes.get(code, 0) + 1
+        term = r.termination_state[:2] or "--"
+        terms = be.terms
+        terms[term] = terms.get(term, 0) + 1
+        if cls == "4xx":
             fe.e4 += 1
             be.e4 += 1
-        elif is5:
+        elif cls == "5xx":
             fe.e5 += 1
             be.e5 += 1
         ta = r.time_active
         if ta >= 0:
-            be.hist[bucket_index(ta)] += 1
+            index = bucket_index(ta)
+            hist = be.hist
+            hist[index] = hist.get(index, 0) + 1
             le = le_index(ta)
-            be.le[le] += 1
+            be_le = be.le
+            be_le[le] = be_le.get(le, 0) + 1
             be.lat_sum += ta
-        else:
-            le = -1
-        if r.time_queue > 0 or r.srv_queue > 0 or r.backend_queue > 0:
-            be.queued += 1
-        if r.time_queue >= 0:
-            be.tw_sum += r.time_queue
+        tw = r.time_queue
+        if tw >= 0:
+            be.tw_sum += tw
             be.tw_n += 1
+        if tw > 0 or r.srv_queue > 0 or r.backend_queue > 0:
+            be.queued += 1
         if r.time_connect >= 0:
             be.tc_sum += r.time_connect
             be.tc_n += 1
@@ -224,31 +238,45 @@ class MinuteBucket:
             be.tr_n += 1
         if r.retries:
             be.retries += r.retries
+        if r.beconn > be.max_beconn:
+            be.max_beconn = r.beconn
+        if r.srv_conn > be.max_srv_conn:
+            be.max_srv_conn = r.srv_conn
+        if r.srv_queue > be.max_srv_queue:
+            be.max_srv_queue = r.srv_queue
+        if r.backend_queue > be.max_backend_queue:
+            be.max_backend_queue = r.backend_queue
+        if r.actconn > self.max_actconn:
+            self.max_actconn = r.actconn
+        if r.feconn > self.max_feconn:
+            self.max_feconn = r.feconn
 
         route = r.method + " " + normalise_path(r.path)
-        key = (r.backend, route)
-        p = self.paths.get(key)
+        pkey = (backend, route)
+        p = self.paths.get(pkey)
         if p is None:
-            p = self.paths[key] = PathAgg()
+            p = self.paths[pkey] = PathAgg()
         p.n += 1
-        p.classes[cls] += 1
-        if is4 or is5:
-            p.codes[code] += 1
-        if le >= 0:
+        p_classes = p.classes
+        p_classes[cls] = p_classes.get(cls, 0) + 1
+        if cls == "4xx" or cls == "5xx":
+            p_codes = p.codes
+            p_codes[code] = p_codes.get(code, 0) + 1
+        if ta >= 0:
             p.lat_sum += ta
             p.lat_n += 1
-            p.le[le] += 1
+            p_le = p.le
+            p_le[le] = p_le.get(le, 0) + 1
 
-        maxima = self.maxima
-        for member, attr in MAXIMA:
-            value = getattr(r, attr)
-            if value > maxima.get(member, -1):
-                maxima[member] = value
-        for prefix, attr in BACKEND_MAXIMA:
-            value = getattr(r, attr)
-            member = prefix + ":" + r.backend
-            if value > maxima.get(member, -1):
-                maxima[member] = value
+    def maxima(self) -> dict[str, int]:
+        """Peak connection and queue figures, as the members of the minute's sorted set."""
+        out = {"ac": self.max_actconn, "fc": self.max_feconn}
+        for name, agg in self.backends.items():
+            out["bc:" + name] = agg.max_beconn
+            out["sc:" + name] = agg.max_srv_conn
+            out["sq:" + name] = agg.max_srv_queue
+            out["bq:" + name] = agg.max_backend_queue
+        return out
 
     # -- reading back -------------------------------------------------------
 
@@ -262,14 +290,13 @@ class MinuteBucket:
             _merge_into(self.backends, name, agg, BackendAgg)
         for key, agg in other.paths.items():
             _merge_into(self.paths, key, agg, PathAgg)
-        for member, value in other.maxima.items():
-            if value > self.maxima.get(member, -1):
-                self.maxima[member] = value
+        self.max_actconn = max(self.max_actconn, other.max_actconn)
+        self.max_feconn = max(self.max_feconn, other.max_feconn)
 
     def renamed(self, backends: Mapping[str, str], frontends: Mapping[str, str],
                 routes: Mapping[str, str]) -> "MinuteBucket":
         """A copy with names mapped (cardinality folding); unmapped names stay."""
-        out = MinuteBucket(n=self.n, codes=self.codes)
+        out = MinuteBucket(n=self.n, codes=self.codes, max_actconn=self.max_actconn, max_feconn=self.max_feconn)
         for (fe, be, cls), count in self.classes.items():
             out.classes[(frontends.get(fe, fe), backends.get(be, be), cls)] += count
         for name, agg in self.frontends.items():
@@ -279,12 +306,6 @@ class MinuteBucket:
         for (be, route), agg in self.paths.items():
             key = (backends.get(be, be), routes.get(route, route))
             _merge_into(out.paths, key, agg, PathAgg)
-        for member, value in self.maxima.items():
-            prefix, sep, be = member.partition(":")
-            if sep:
-                member = prefix + ":" + backends.get(be, be)
-            if value > out.maxima.get(member, -1):
-                out.maxima[member] = value
         return out
 
 

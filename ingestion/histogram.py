@@ -60,7 +60,7 @@ def quantiles(counts: Mapping[int, int], qs: tuple[float, ...]) -> list[float | 
     for index in sorted(counts):
         seen += counts[index]
         while current is not None and seen >= ranks[current]:
-            out[current] = round(bucket_value(index), 3)
+            out[current] = bucket_value(index)
             current = next(pending, None)
         if current is None:
             break

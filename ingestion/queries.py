@@ -41,6 +41,10 @@ def pct(part: int, whole: int) -> float:
     return round(100.0 * part / whole, 3) if whole else 0.0
 
 
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
 def _mean(total: int, count: int) -> float | None:
     return round(total / count, 3) if count else None
 
@@ -102,7 +106,7 @@ class MetricsQueries:
         for name, agg in merged.backends.items():
             if backend is None or name == backend:
                 hist.update(agg.hist)
-        p50, p95, p99 = quantiles(hist, (0.50, 0.95, 0.99))
+        p50, p95, p99 = map(_ms, quantiles(hist, (0.50, 0.95, 0.99)))
         return ResponseTimes(**self._window(span), backend=backend, count=sum(hist.values()),
                              p50=p50, p95=p95, p99=p99)
 
@@ -210,7 +214,7 @@ async def redis_info(redis: Redis) -> dict:
 
 
 def _backend_stats(name: str, agg: BackendAgg) -> BackendStats:
-    p50, p95, p99 = quantiles(agg.hist, (0.50, 0.95, 0.99))
+    p50, p95, p99 = map(_ms, quantiles(agg.hist, (0.50, 0.95, 0.99)))
     return BackendStats(
         backend=name, requests=agg.n, errors_4xx=agg.e4, errors_5xx=agg.e5,
         error_rate_4xx_pct=pct(agg.e4, agg.n), error_rate_5xx_pct=pct(agg.e5, agg.n),
@@ -257,7 +261,7 @@ def _haproxy_saturation(merged: Merged, backend: str | None) -> HaproxySaturatio
                   and (backend is None or m == f"{prefix}:{backend}")]
         return max(values, default=0)
 
-    peaks = {prefix: peak(prefix) for prefix, _ in BACKEND_MAXIMA}
+    peaks = {prefix: peak(prefix) for prefix in BACKEND_MAXIMA}
     return HaproxySaturation(
         requests=requests, queued_requests=queued, queued_pct=pct(queued, requests),
         mean_queue_ms=_mean(tw_sum, tw_n), max_actconn=maxima.get("ac", 0), max_feconn=maxima.get("fc", 0),

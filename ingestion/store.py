@@ -13,14 +13,18 @@ from . import keys
 from .buckets import OTHER, SEP, MinuteBucket
 
 # Increment many fields of one hash and refresh its TTL in one call (one key: Cluster-safe).
-_HINCR_MANY = """
+# The increments travel as one string, "field US value RS ...", because encoding thousands
+# of separate arguments costs the client more than the whole rest of a batch.
+_HINCR_MANY = r"""
 local key = KEYS[1]
-for i = 2, #ARGV, 2 do
-  redis.call('HINCRBY', key, ARGV[i], ARGV[i + 1])
+for f, v in string.gmatch(ARGV[2], "([^\31]+)\31([^\30]+)\30") do
+  redis.call('HINCRBY', key, f, v)
 end
 redis.call('EXPIRE', key, ARGV[1])
 return 1
 """
+_UNIT = "\x1f"
+_RECORD = "\x1e"
 
 # Admit names into a capped set; answers 1 (admitted) or 0 (over the cap) for each name.
 _ADMIT = """
@@ -131,24 +135,19 @@ class MetricsStore:
             by_backend.setdefault(backend, []).extend(agg.fields(route + SEP))
         for backend, fields in by_backend.items():
             self._incr(pipe, keys.paths_key(minute, backend), fields, ttl)
-        if bucket.maxima:
-            maxima_key = keys.maxima_key(minute)
-            pipe.zadd(maxima_key, bucket.maxima, gt=True)
-            pipe.expire(maxima_key, ttl)
+        maxima_key = keys.maxima_key(minute)
+        pipe.zadd(maxima_key, bucket.maxima(), gt=True)
+        pipe.expire(maxima_key, ttl)
         generation = keys.generation_key(minute // 60)
         pipe.hincrby(generation, str(minute), 1)
         pipe.expire(generation, ttl + 3600)
 
     def _incr(self, pipe, key: str, fields: Iterable[tuple[str, int]], ttl: int) -> None:
-        args: list = [ttl]
-        for name, value in fields:
-            if value:
-                args.append(name)
-                args.append(value)
-        if len(args) > 1:
+        payload = "".join([f"{name}{_UNIT}{value}{_RECORD}" for name, value in fields if value])
+        if payload:
             # EVAL, not EVALSHA: Redis caches the compiled script, and a restarted
             # server never answers NOSCRIPT in the middle of a batch.
-            pipe.eval(_HINCR_MANY, 1, key, *args)
+            pipe.eval(_HINCR_MANY, 1, key, ttl, payload)
 
     async def _fold(self, minute: int, bucket: MinuteBucket) -> MinuteBucket:
         """Fold names beyond the hourly caps into `__other__`."""

@@ -106,3 +106,8 @@ def _no_ambient_config(monkeypatch: pytest.MonkeyPatch) -> None:
         if name in Settings.model_fields or name.lower() in Settings.model_fields:
             monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+
+
+def with_settings(settings: Settings, **overrides) -> Settings:
+    """A validated copy (model_copy would skip validation, leaving e.g. tokens as plain str)."""
+    return Settings(_env_file=None, **{**settings.model_dump(), **overrides})

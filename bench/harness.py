@@ -1,0 +1,120 @@
+"""What every benchmark needs: a real redis-server and the service as its own process."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def redis_server(*extra: str):
+    directory = tempfile.mkdtemp(prefix="ic-bench-redis-")
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", directory,
+                             "--save", "", "--appendonly", "no", *extra],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait(lambda: _redis_ping(port), "redis-server")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _redis_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@contextmanager
+def service(redis_url: str, **env: str):
+    port = free_port()
+    environ = {**os.environ, "REDIS_URL": redis_url, "PORT": str(port), "SYSLOG_PORT": "0",
+               "LOG_TIMEZONE": "UTC", "LOG_LEVEL": "WARNING", **env}
+    proc = subprocess.Popen([sys.executable, "-m", "receiver.cli", "serve"], cwd=ROOT, env=environ,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait(lambda: _http_ok(url + "/health"), "service")
+        yield url, proc.pid
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=0.5) as resp:  # noqa: S310 - loopback only
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def _wait(ready, what: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not start")
+        time.sleep(0.05)
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as fh:
+        for row in fh:
+            if row.startswith("VmRSS:"):
+                return int(row.split()[1]) / 1024
+    return 0.0
+
+
+def line_pool(count: int, *, backends: int = 20, paths: int = 500, minutes: int = 60, seed: int = 1,
+              end: float | None = None) -> list[str]:
+    """Realistic httplog lines spread over the last `minutes`, `backends` x `paths` distinct routes."""
+    rng = random.Random(seed)
+    end = end or time.time() - 5
+    routes = [(f"be{i % backends}", f"/svc{i % backends}/res{i}") for i in range(paths)]
+    out = []
+    # Sorted like a real log: each batch covers a minute or two, not all sixty.
+    for ts in sorted(end - rng.uniform(0, minutes * 60) for _ in range(count)):
+        backend, path = routes[rng.randrange(paths)]
+        status = rng.choices((200, 201, 404, 500, 503), (90, 5, 3, 1, 1))[0]
+        ta = max(1, int(rng.lognormvariate(3.5, 0.8)))
+        stamp = datetime.fromtimestamp(ts, timezone.utc).strftime("%d/%b/%Y:%H:%M:%S")
+        out.append(
+            f"10.0.{rng.randrange(256)}.{rng.randrange(256)}:{rng.randrange(1024, 65535)} "
+            f"[{stamp}.{int(ts * 1000) % 1000:03d}] fe_http {backend}/{backend}-{rng.randrange(3)} "
+            f"0/0/1/{ta - 1}/{ta} {status} {rng.randrange(100, 9000)} - - ---- 10/8/4/2/0 0/0 "
+            f'"GET {path}/{rng.randrange(10**6)}?q={rng.randrange(99)} HTTP/1.1"'
+        )
+    return out
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, int(q * len(ordered) + 0.5) - 1))]

@@ -1,0 +1,100 @@
+"""`incident-copilot`: serve, ingest, simulate and the analysis commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from datetime import datetime, timedelta, timezone
+
+from .settings import Settings
+
+
+def _utc(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an RFC 3339 time: {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from .app import create_app
+    from .logging_setup import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
+    host = args.host or settings.host
+    port = args.port or settings.port
+    web.run_app(create_app(settings), host=host, port=port, print=None, access_log=None)
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from .ingest_client import ingest_file
+
+    settings = Settings()
+    url = args.url or f"http://{settings.host}:{settings.port}"
+    token = settings.ingest_token.get_secret_value() if settings.ingest_token else None
+    return asyncio.run(ingest_file(args.file, url=url, token=token, batch_lines=args.batch, quiet=args.quiet))
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from ingestion.simulate import generate_lines
+
+    from .log_intake import log_timezone
+
+    tz = log_timezone(Settings().log_timezone)  # write dates the way the service will read them
+    start = args.start or (datetime.now(timezone.utc) - timedelta(minutes=args.minutes))
+    out = open(args.output, "w") if args.output else sys.stdout
+    try:
+        for line in generate_lines(args.scenario, start=start, minutes=args.minutes, rps=args.rps, seed=args.seed,
+                                   tz=tz):
+            out.write(line)
+            out.write("\n")
+    except BrokenPipeError:
+        return 0
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ingestion.simulate import SCENARIOS
+
+    parser = argparse.ArgumentParser(prog="incident-copilot", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP API (and syslog listener, worker)")
+    serve.add_argument("--host", help="listen address (default HOST)")
+    serve.add_argument("--port", type=int, help="listen port (default PORT)")
+    serve.set_defaults(func=cmd_serve)
+
+    ingest = sub.add_parser("ingest", help="send a log file to a running service")
+    ingest.add_argument("file", help="HAProxy log lines or NDJSON; '-' for standard input")
+    ingest.add_argument("--url", help="service URL (default http://HOST:PORT)")
+    ingest.add_argument("--batch", type=int, default=5000, help="lines per request (default 5000)")
+    ingest.add_argument("--quiet", action="store_true", help="no progress output")
+    ingest.set_defaults(func=cmd_ingest)
+
+    simulate = sub.add_parser("simulate", help="write a scenario's HAProxy lines")
+    simulate.add_argument("scenario", choices=SCENARIOS)
+    simulate.add_argument("--start", type=_utc, help="first line's time (default: MINUTES ago)")
+    simulate.add_argument("--minutes", type=int, default=15, help="duration (default 15)")
+    simulate.add_argument("--rps", type=float, default=20.0, help="mean requests per second (default 20)")
+    simulate.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    simulate.add_argument("--output", "-o", help="file to write (default standard output)")
+    simulate.set_defaults(func=cmd_simulate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
