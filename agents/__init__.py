@@ -1,0 +1,37 @@
+"""Analysis of the golden signals: deterministic evaluators, specialists, synthesis, the report.
+
+What the receiver may use is listed in `__all__`; everything else is internal.
+"""
+
+from .config import AnalysisConfig, Thresholds
+from .evaluation import SCENARIOS as EVAL_SCENARIOS, EvalRow, format_eval_table, run_eval
+from .llm import LLMClient
+from .metrics import AnalysisMetrics
+from .orchestrator import analyze
+from .report import Evidence, Finding, Provenance, Report, Severity, TokenUsage
+from .request import AlertContext, AnalysisRequest
+from .signals import SignalSource, SignalsUnavailable
+from .terminal import format_report
+
+__all__ = [
+    "AlertContext",
+    "AnalysisConfig",
+    "AnalysisMetrics",
+    "AnalysisRequest",
+    "EVAL_SCENARIOS",
+    "EvalRow",
+    "Evidence",
+    "Finding",
+    "LLMClient",
+    "Provenance",
+    "Report",
+    "Severity",
+    "SignalSource",
+    "SignalsUnavailable",
+    "Thresholds",
+    "TokenUsage",
+    "analyze",
+    "format_eval_table",
+    "format_report",
+    "run_eval",
+]

@@ -1,0 +1,40 @@
+"""The knobs of an analysis: golden-signal thresholds and the model's limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """Where each golden signal turns warning or critical; the evaluators read only these."""
+
+    latency_p95_ms: float = 500.0
+    latency_p99_ms: float = 1000.0
+    error_rate_5xx_pct: float = 5.0
+    error_rate_5xx_critical_pct: float = 10.0
+    error_rate_4xx_pct: float = 20.0
+    memory_used_pct: float = 80.0
+    memory_used_critical_pct: float = 95.0
+    queued_requests_pct: float = 10.0
+    min_requests_per_minute: float = 10.0
+    traffic_spike_factor: float = 3.0
+    traffic_recent_minutes: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisConfig:
+    """Everything `analyze` and `LLMClient.from_config` need; built from the service settings."""
+
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    window_minutes: int = 10
+    deadline_seconds: float = 60.0
+    tool_timeout_seconds: float = 5.0
+    anthropic_api_key: str | None = None
+    anthropic_base_url: str | None = None
+    model: str = "claude-sonnet-4-6"
+    max_tokens: int = 1024
+    llm_timeout_seconds: float = 20.0
+    max_tool_rounds: int = 4
+    max_concurrency: int = 4
+    max_analyses_per_hour: int = 30

@@ -1,0 +1,137 @@
+"""The one way analyses reach the model: `AsyncAnthropic` under a concurrency cap, a timeout and an hourly budget."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import anthropic
+from anthropic.types import Message
+
+from .budget import HourlyBudget
+from .config import AnalysisConfig
+from .metrics import AnalysisMetrics
+from .report import TokenUsage
+
+
+class ModelFailure(Exception):
+    """A model step whose answer cannot be used; `reason` is recorded as the step's fallback reason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class LLMClient:
+    """Shared by all analyses of a process: the cap on calls in flight and the hourly budget are global.
+
+    The SDK's own retries are off (`max_retries=0`). Every step already has a deterministic
+    result to fall back to, and an analysis runs under a deadline, so a failed call falls
+    back at once instead of spending the deadline on backoff; the fallback is the retry policy.
+    """
+
+    def __init__(
+        self,
+        client: anthropic.AsyncAnthropic,
+        *,
+        model: str,
+        max_tokens: int,
+        timeout_seconds: float,
+        max_concurrency: int,
+        budget: HourlyBudget,
+    ) -> None:
+        self.model = model
+        self.max_tokens = max_tokens
+        self.timeout_seconds = timeout_seconds
+        self._client = client
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._budget = budget
+
+    @classmethod
+    def from_config(cls, config: AnalysisConfig, *, clock: Callable[[], float] = time.monotonic) -> LLMClient | None:
+        """A client for `config`, or None when no API key is configured (analyses then use rules only)."""
+        if not config.anthropic_api_key:
+            return None
+        client = anthropic.AsyncAnthropic(
+            api_key=config.anthropic_api_key,
+            base_url=config.anthropic_base_url,
+            max_retries=0,
+            timeout=config.llm_timeout_seconds,
+        )
+        return cls(
+            client,
+            model=config.model,
+            max_tokens=config.max_tokens,
+            timeout_seconds=config.llm_timeout_seconds,
+            max_concurrency=config.max_concurrency,
+            budget=HourlyBudget(config.max_analyses_per_hour, clock=clock),
+        )
+
+    def start_analysis(self) -> bool:
+        """Take one analysis from the hourly budget; False means this one runs on rules only."""
+        return self._budget.try_acquire()
+
+    async def create(
+        self,
+        *,
+        system: str,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        tool_choice: dict[str, Any],
+        metrics: AnalysisMetrics | None = None,
+    ) -> tuple[Message, TokenUsage]:
+        """One Messages API call; any failure is raised as `ModelFailure` with a reason a reader understands."""
+        async with self._slots:
+            try:
+                async with asyncio.timeout(self.timeout_seconds):
+                    message = await self._client.messages.create(
+                        model=self.model,
+                        max_tokens=self.max_tokens,
+                        system=system,
+                        messages=messages,
+                        tools=tools,
+                        tool_choice=tool_choice,
+                    )
+            except asyncio.CancelledError:
+                _record(metrics, "cancelled")
+                raise
+            except (TimeoutError, anthropic.APITimeoutError):
+                _record(metrics, "timeout")
+                raise ModelFailure(f"model call timed out after {self.timeout_seconds:g} s") from None
+            except anthropic.RateLimitError:
+                _record(metrics, "rate_limited")
+                raise ModelFailure("model rate limited (429)") from None
+            except anthropic.OverloadedError:
+                _record(metrics, "overloaded")
+                raise ModelFailure("model overloaded (529)") from None
+            except anthropic.InternalServerError as exc:
+                _record(metrics, "server_error")
+                raise ModelFailure(f"model server error ({exc.status_code})") from None
+            except anthropic.APIStatusError as exc:
+                _record(metrics, "api_error")
+                raise ModelFailure(f"model API error ({exc.status_code})") from None
+            except anthropic.APIConnectionError:
+                _record(metrics, "connection_error")
+                raise ModelFailure("model API unreachable") from None
+            except anthropic.AnthropicError as exc:
+                _record(metrics, "api_error")
+                raise ModelFailure(f"model API error ({type(exc).__name__})") from None
+        usage = message.usage
+        tokens = TokenUsage(
+            input_tokens=usage.input_tokens
+            + (usage.cache_creation_input_tokens or 0)
+            + (usage.cache_read_input_tokens or 0),
+            output_tokens=usage.output_tokens,
+        )
+        _record(metrics, "ok", tokens)
+        return message, tokens
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
+def _record(metrics: AnalysisMetrics | None, outcome: str, tokens: TokenUsage | None = None) -> None:
+    if metrics is not None:
+        metrics.record_call(outcome, tokens)

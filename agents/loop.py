@@ -1,0 +1,142 @@
+"""The bounded tool-use loop: read-only lookups, then one structured answer through a submit tool."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from anthropic.types import ContentBlock
+from pydantic import BaseModel, ValidationError
+
+from .llm import LLMClient, ModelFailure
+from .metrics import AnalysisMetrics
+from .report import TokenUsage
+from .tools import Toolbox, ToolError
+
+T = TypeVar("T", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitTool(Generic[T]):
+    """The tool whose input is the answer: its schema is the pydantic model's, its input is validated."""
+
+    name: str
+    description: str
+    model: type[T]
+
+    def spec(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "input_schema": self.model.model_json_schema()}
+
+
+@dataclass(slots=True)
+class LoopProgress:
+    """What a loop has spent so far, readable even when it was cut short by a failure or the deadline."""
+
+    tokens: TokenUsage = field(default_factory=TokenUsage)
+    tool_rounds: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LoopResult(Generic[T]):
+    answer: T
+    tokens: TokenUsage
+    tool_rounds: int
+
+
+async def run_tool_loop(
+    llm: LLMClient,
+    *,
+    system: str,
+    prompt: str,
+    submit: SubmitTool[T],
+    toolbox: Toolbox | None = None,
+    max_tool_rounds: int = 0,
+    metrics: AnalysisMetrics | None = None,
+    progress: LoopProgress | None = None,
+) -> LoopResult[T]:
+    """Run until the model submits a valid answer; raises `ModelFailure` when it cannot within its bounds.
+
+    At most `max_tool_rounds` turns of lookups; after that the submit tool is forced. An
+    invalid answer is sent back once for repair, an answer without any tool call is nudged once.
+    """
+    tools = [*(toolbox.specs() if toolbox else []), submit.spec()]
+    messages: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
+    spent = progress if progress is not None else LoopProgress()
+    repaired = nudged = False
+    for _turn in range(max_tool_rounds + 3):  # lookups, the answer, one repair, one nudge
+        forced = toolbox is None or spent.tool_rounds >= max_tool_rounds
+        choice = {"type": "tool", "name": submit.name} if forced else {"type": "auto"}
+        message, used = await llm.create(
+            system=system, messages=messages, tools=tools, tool_choice=choice, metrics=metrics
+        )
+        spent.tokens += used
+        if not message.content:
+            raise ModelFailure("model returned an empty answer")
+        messages.append({"role": "assistant", "content": [_as_param(block) for block in message.content]})
+        calls = [block for block in message.content if block.type == "tool_use"]
+        if not calls:
+            if message.stop_reason == "max_tokens":
+                raise ModelFailure("model answer cut off at max_tokens")
+            if nudged:
+                raise ModelFailure(f"model ended without calling {submit.name}")
+            nudged = True
+            messages.append({"role": "user", "content": f"Call {submit.name} now with your conclusion."})
+            continue
+
+        lookups = [c for c in calls if c.name != submit.name]
+        if lookups and spent.tool_rounds >= max_tool_rounds and not any(c.name == submit.name for c in calls):
+            raise ModelFailure(f"tool loop exhausted after {spent.tool_rounds} tool rounds")
+        looked_up = await asyncio.gather(*(_look_up(toolbox, c) for c in lookups))
+        answered = {c.id: result for c, result in zip(lookups, looked_up)}
+        results: list[dict[str, Any]] = []
+        answer: T | None = None
+        for call in calls:
+            if call.name != submit.name:
+                results.append(answered[call.id])
+                continue
+            try:
+                answer = submit.model.model_validate(call.input)
+            except ValidationError as exc:
+                if repaired:
+                    raise ModelFailure(f"invalid {submit.name} input after one repair: {_errors(exc)}") from None
+                repaired = True
+                results.append(_result(call.id, f"Invalid input, correct it and call {submit.name} again: "
+                                                f"{_errors(exc)}", error=True))
+            else:
+                results.append(_result(call.id, "Accepted."))
+        if answer is not None:
+            return LoopResult(answer, spent.tokens, spent.tool_rounds)
+        if lookups:
+            spent.tool_rounds += 1
+        # Every tool_use of the turn is answered in this one message, in the order it was asked.
+        messages.append({"role": "user", "content": results})
+    raise ModelFailure(f"tool loop exhausted after {spent.tool_rounds} tool rounds")
+
+
+async def _look_up(toolbox: Toolbox | None, call) -> dict[str, Any]:
+    if toolbox is None:
+        return _result(call.id, f"unknown tool {call.name!r}", error=True)
+    try:
+        return _result(call.id, await toolbox.call(call.name, call.input))
+    except ToolError as exc:
+        return _result(call.id, str(exc), error=True)
+
+
+def _result(tool_use_id: str, content: str, *, error: bool = False) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": tool_use_id, "content": content}
+    if error:
+        block["is_error"] = True
+    return block
+
+
+def _as_param(block: ContentBlock) -> dict[str, Any]:
+    if block.type == "text":
+        return {"type": "text", "text": block.text}
+    if block.type == "tool_use":
+        return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
+    return block.model_dump(mode="json", exclude_none=True)
+
+
+def _errors(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in exc.errors()[:10])

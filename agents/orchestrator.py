@@ -1,0 +1,104 @@
+"""The analysis workflow: read the signals, evaluate, four specialists at once, then one synthesis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timezone
+
+from .config import AnalysisConfig
+from .errors import ERRORS
+from .latency import LATENCY
+from .llm import LLMClient
+from .metrics import AnalysisMetrics
+from .report import Report, Severity, TokenUsage
+from .request import AnalysisRequest, resolve_scope
+from .saturation import SATURATION
+from .signals import SignalSource, SignalsUnavailable, collect_signals
+from .specialist import ModelPlan, rules_finding, run_specialist
+from .specialist_spec import SpecialistSpec
+from .synthesis import draft_synthesis, run_synthesis
+from .traffic import TRAFFIC
+
+SPECIALISTS: tuple[SpecialistSpec, ...] = (LATENCY, ERRORS, SATURATION, TRAFFIC)
+BUDGET_REASON = "hourly model budget exhausted"
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+async def analyze(
+    source: SignalSource,
+    request: AnalysisRequest,
+    *,
+    config: AnalysisConfig,
+    llm: LLMClient | None = None,
+    metrics: AnalysisMetrics | None = None,
+    now: Callable[[], datetime] = utc_now,
+) -> Report:
+    """Analyse the golden signals of a window and return the report.
+
+    Without `llm` (or beyond the hourly budget) every step is deterministic. With it, each
+    specialist and the synthesis try the model and fall back to their deterministic result on
+    any failure. Raises `SignalsUnavailable` only when the metrics themselves cannot be read.
+    """
+    started = time.perf_counter()
+    deadline = asyncio.get_running_loop().time() + config.deadline_seconds
+    scope = resolve_scope(request, default_window=config.window_minutes, now=now())
+    try:
+        async with asyncio.timeout_at(deadline):
+            snapshot = await collect_signals(source, scope)
+    except (SignalsUnavailable, TimeoutError) as exc:
+        if metrics is not None:
+            metrics.record_analysis("rules", "error")
+        if isinstance(exc, TimeoutError):
+            raise SignalsUnavailable("the metrics were not read before the analysis deadline") from exc
+        raise
+    assessments = [spec.evaluate(snapshot, config.thresholds) for spec in SPECIALISTS]
+
+    plan: ModelPlan | None = None
+    skipped: str | None = None
+    if llm is not None:
+        if llm.start_analysis():
+            # Keep part of the deadline for the synthesis, so slow specialists cannot starve it.
+            reserve = min(config.llm_timeout_seconds, config.deadline_seconds / 4)
+            plan = ModelPlan(llm, source, config, deadline - reserve, metrics)
+        else:
+            skipped = BUDGET_REASON
+
+    if plan is None:
+        findings = [rules_finding(a, skipped) for a in assessments]
+    else:
+        findings = list(await asyncio.gather(
+            *(run_specialist(spec, a, scope, request.alerts, plan) for spec, a in zip(SPECIALISTS, assessments))
+        ))
+    draft = draft_synthesis(assessments, scope)
+    conclusion, synthesis = await run_synthesis(
+        findings, draft, scope, request.alerts, plan and replace(plan, deadline=deadline), skipped_reason=skipped
+    )
+
+    steps = [*(f.provenance for f in findings), synthesis]
+    tokens = sum((p.tokens for p in steps), TokenUsage())
+    report = Report(
+        timestamp=now(),
+        overall_severity=Severity.worst(f.severity for f in findings),
+        title=conclusion.title,
+        diagnosis=conclusion.diagnosis,
+        recommendations=conclusion.recommendations,
+        findings=findings,
+        window_minutes=scope.window_minutes,
+        window_start=scope.start,
+        window_end=scope.at,
+        backend=scope.backend,
+        synthesis=synthesis,
+        tokens=tokens,
+        duration_ms=round((time.perf_counter() - started) * 1000, 1),
+    )
+    if metrics is not None:
+        mode = "llm" if any(p.mode == "llm" for p in steps) else "rules"
+        outcome = "fallback" if any(p.fallback_reason for p in steps) else "ok"
+        metrics.record_analysis(mode, outcome)
+    return report

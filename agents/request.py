@@ -1,0 +1,83 @@
+"""What an analysis is asked: the window to look at and the alerts that prompted it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from pydantic import BaseModel, ConfigDict, Field
+
+_MAX_WINDOW_MINUTES = 360
+_MAX_ANCHORED_WINDOW_MINUTES = 60
+
+
+class AlertContext(BaseModel):
+    """One Alertmanager alert. Every string in it is untrusted input."""
+
+    alertname: str = Field("", max_length=200)
+    status: str = Field("firing", max_length=20)
+    severity: str | None = Field(None, max_length=50)
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    starts_at: datetime | None = None
+
+    @classmethod
+    def from_alertmanager(cls, alert: dict) -> AlertContext:
+        """One entry of an Alertmanager webhook's `alerts` list."""
+        labels = {str(k): str(v) for k, v in (alert.get("labels") or {}).items()}
+        return cls(
+            alertname=labels.get("alertname", ""),
+            status=alert.get("status", "firing"),
+            severity=labels.get("severity"),
+            labels=labels,
+            annotations={str(k): str(v) for k, v in (alert.get("annotations") or {}).items()},
+            starts_at=alert.get("startsAt"),
+        )
+
+
+class AnalysisRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    window_minutes: int | None = Field(
+        None, ge=1, le=_MAX_WINDOW_MINUTES, description="Minutes before `at` to look at; null = the configured default."
+    )
+    at: datetime | None = Field(None, description="End of the window (UTC); null = now.")
+    backend: str | None = Field(None, min_length=1, max_length=200, description="Narrow the analysis to one backend.")
+    alerts: list[AlertContext] = Field(default_factory=list, max_length=50)
+
+
+class ResolvedScope(BaseModel):
+    """The window and scope an analysis actually covers once defaults and alerts are applied."""
+
+    at: datetime
+    window_minutes: int
+    backend: str | None
+
+    @property
+    def start(self) -> datetime:
+        return self.at - timedelta(minutes=self.window_minutes)
+
+
+def resolve_scope(request: AnalysisRequest, *, default_window: int, now: datetime) -> ResolvedScope:
+    """Apply defaults, then let firing alerts anchor the window and narrow the backend."""
+    at = _as_utc(request.at) if request.at is not None else now
+    window = request.window_minutes or default_window
+    firing = [a for a in request.alerts if a.status == "firing"]
+
+    starts = [_as_utc(a.starts_at) for a in firing if a.starts_at is not None and _as_utc(a.starts_at) < at]
+    if starts and request.window_minutes is None:
+        # Cover the minute before the earliest alert started, so the change itself is in view.
+        since_start = int((at - min(starts)).total_seconds() // 60) + 2
+        window = max(window, min(since_start, _MAX_ANCHORED_WINDOW_MINUTES))
+
+    backend = request.backend
+    if backend is None:
+        named = {a.labels.get("backend") for a in firing} - {None, ""}
+        if len(named) == 1:
+            backend = named.pop()
+    return ResolvedScope(at=at, window_minutes=window, backend=backend)
+
+
+def _as_utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)

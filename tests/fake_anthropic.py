@@ -1,0 +1,169 @@
+"""A fake Messages API over HTTP, so the real `anthropic` SDK runs against scripted answers.
+
+Replies are queued per route: the specialist a request comes from ("latency", "errors",
+"saturation", "traffic") or "synthesis". Each reply is a message body (see `tool_use`,
+`submit_finding`, ...), an `Error`, or a `Delayed` one. Every request body is recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+_SIGNAL = re.compile(r"Signal: (\w+)\.")
+_BLOCK = re.compile(r"<(evaluation|draft)>\n(.*?)\n</\1>", re.S)
+_ids = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Error:
+    status: int
+    type: str = "api_error"
+    message: str = "scripted failure"
+
+
+@dataclass(frozen=True)
+class Delayed:
+    seconds: float
+    reply: Any
+
+
+Reply = dict[str, Any] | Error | Delayed
+
+
+@dataclass
+class Recorded:
+    route: str
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+@dataclass
+class FakeMessagesAPI:
+    latency: float = 0.0  # added to every reply, like a model's thinking time
+    default: Callable[[dict[str, Any]], Reply] | None = None  # answers a route whose script is empty
+    requests: list[Recorded] = field(default_factory=list)
+    base_url: str = ""
+    in_flight: int = 0
+    max_in_flight: int = 0
+    _scripts: dict[str, deque[Reply]] = field(default_factory=lambda: defaultdict(deque))
+
+    def script(self, route: str, *replies: Reply) -> None:
+        self._scripts[route].extend(replies)
+
+    def sent(self, route: str) -> list[dict[str, Any]]:
+        """The request bodies one route sent, in order."""
+        return [r.body for r in self.requests if r.route == route]
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/messages", self._messages)
+        return app
+
+    async def _messages(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        route = route_of(body)
+        self.requests.append(Recorded(route, body, dict(request.headers)))
+        if self._scripts[route]:
+            reply = self._scripts[route].popleft()
+        elif self.default is not None:
+            reply = self.default(body)
+        else:
+            reply = Error(500, message=f"no scripted reply left for {route}")
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.latency:
+                await asyncio.sleep(self.latency)
+            while isinstance(reply, Delayed):
+                await asyncio.sleep(reply.seconds)
+                reply = reply.reply
+        finally:
+            self.in_flight -= 1
+        if isinstance(reply, Error):
+            return web.json_response(
+                {"type": "error", "error": {"type": reply.type, "message": reply.message}}, status=reply.status
+            )
+        return web.json_response({**reply, "model": body["model"]})
+
+
+async def start(aiohttp_server, api: FakeMessagesAPI | None = None) -> FakeMessagesAPI:
+    """Serve `api` with pytest-aiohttp's `aiohttp_server` and set its `base_url`."""
+    api = api or FakeMessagesAPI()
+    server = await aiohttp_server(api.app())
+    api.base_url = str(server.make_url("")).rstrip("/")
+    return api
+
+
+def route_of(body: dict[str, Any]) -> str:
+    if any(t.get("name") == "submit_synthesis" for t in body.get("tools", [])):
+        return "synthesis"
+    match = _SIGNAL.search(body.get("system") or "")
+    return match.group(1) if match else "unknown"
+
+
+# Replies
+
+
+def message(*content: dict[str, Any], stop_reason: str | None = None, usage: tuple[int, int] = (100, 20)) -> dict:
+    if stop_reason is None:
+        stop_reason = "tool_use" if any(b["type"] == "tool_use" for b in content) else "end_turn"
+    return {
+        "id": f"msg_{next(_ids)}", "type": "message", "role": "assistant", "content": list(content),
+        "stop_reason": stop_reason, "stop_sequence": None,
+        "usage": {"input_tokens": usage[0], "output_tokens": usage[1]},
+    }
+
+
+def text(value: str) -> dict[str, Any]:
+    return {"type": "text", "text": value}
+
+
+def call(name: str, arguments: dict[str, Any] | None = None, id: str | None = None) -> dict[str, Any]:
+    return {"type": "tool_use", "id": id or f"toolu_{next(_ids)}", "name": name, "input": arguments or {}}
+
+
+def tool_use(name: str, arguments: dict[str, Any] | None = None, **kw: Any) -> dict:
+    return message(call(name, arguments), **kw)
+
+
+def submit_finding(severity: str = "warning", summary: str = "Model summary.", details: str = "Model details.",
+                   evidence: list[dict] | None = None, **kw: Any) -> dict:
+    finding = {"severity": severity, "summary": summary, "details": details, "evidence": evidence or []}
+    return tool_use("submit_finding", finding, **kw)
+
+
+def submit_synthesis(title: str = "Model title", diagnosis: str = "Model diagnosis.",
+                     recommendations: list[str] | None = None, **kw: Any) -> dict:
+    answer = {"title": title, "diagnosis": diagnosis, "recommendations": recommendations or ["Model action."]}
+    return tool_use("submit_synthesis", answer, **kw)
+
+
+def quoted(body: dict[str, Any], tag: str) -> Any:
+    """The JSON of the first `<tag>` block in the request's first user message."""
+    first = body["messages"][0]["content"]
+    for name, payload in _BLOCK.findall(first if isinstance(first, str) else ""):
+        if name == tag:
+            return json.loads(payload)
+    raise LookupError(tag)
+
+
+def expert(body: dict[str, Any]) -> Reply:
+    """A well-behaved model: one lookup, then the evaluation's own severity; the draft as the synthesis."""
+    if route_of(body) == "synthesis":
+        draft = quoted(body, "draft")
+        return submit_synthesis(f"{draft['title']}", f"Model: {draft['diagnosis']}", draft["recommendations"])
+    evaluation = quoted(body, "evaluation")
+    lookups = [t["name"] for t in body["tools"] if not t["name"].startswith("submit_")]
+    looked = any(m["role"] == "user" and isinstance(m["content"], list) for m in body["messages"])
+    if lookups and not looked and body.get("tool_choice", {}).get("type") != "tool":
+        return tool_use(lookups[0], {})
+    return submit_finding(evaluation["severity"], f"Model: {evaluation['summary']}", evaluation["details"])

@@ -1,0 +1,116 @@
+"""Simulated incidents through the real ingestion and queries (fakeredis), analysed on rules alone."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import fakeredis
+import pytest
+from redis.asyncio import Redis
+
+from agents import AnalysisConfig, AnalysisRequest, analyze, format_report
+from agents.evaluation import load_scenario
+from ingestion import MetricsQueries
+from ingestion.simulate import scenario_timeline
+
+START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+MINUTES = 12
+RPS = 10.0
+_loaded: dict[str, fakeredis.FakeServer] = {}
+
+
+async def redis_with(scenario: str) -> Redis:
+    """A client on a fake server holding `scenario`; each scenario is ingested once per module."""
+    server = _loaded.get(scenario)
+    if server is None:
+        server = fakeredis.FakeServer()
+        loader = fakeredis.FakeAsyncRedis(server=server, decode_responses=True)
+        await load_scenario(loader, scenario, start=START, minutes=MINUTES, rps=RPS, seed=3)
+        await loader.aclose()
+        _loaded[scenario] = server
+    return fakeredis.FakeAsyncRedis(server=server, decode_responses=True)
+
+
+async def analysed(scenario: str, *, at: datetime | None = None, **request):
+    at = at or START + timedelta(minutes=MINUTES)
+    redis = await redis_with(scenario)
+    try:
+        report = await analyze(MetricsQueries(redis, now=at.timestamp), AnalysisRequest(at=at, **request),
+                               config=AnalysisConfig(), now=lambda: at)
+    finally:
+        await redis.aclose()
+    return report, {f.specialist: f for f in report.findings}
+
+
+async def test_baseline_is_ok_on_all_four_signals():
+    report, findings = await analysed("baseline")
+
+    assert {name: f.severity.value for name, f in findings.items()} == dict.fromkeys(findings, "ok")
+    assert report.overall_severity.value == "ok"
+    assert report.synthesis.mode == "rules" and report.synthesis.fallback_reason is None
+    assert report.recommendations == ["No action needed now: all four golden signals are within their thresholds."]
+
+
+async def test_deploy_regression_names_the_backend_and_the_server_timeouts():
+    report, findings = await analysed("deploy-regression")
+
+    assert findings["latency"].severity.value == "critical"
+    assert findings["errors"].severity.value in ("warning", "critical")
+    assert findings["latency"].summary.startswith("api is slow")
+    assert findings["errors"].summary.startswith("api returns")
+    assert "ended sH" in findings["errors"].details and "ended SC" in findings["errors"].details
+    assert report.title.startswith("api: P99 2.0 s and ")
+    assert report.title.endswith("5xx (sH server timeouts)")
+    assert report.recommendations[0].startswith("Roll back the latest deploy of api")
+    assert any("api's servers are up" in r for r in report.recommendations)
+    assert {f.provenance.mode for f in report.findings} == {"rules"}
+
+
+async def test_auth_regression_names_the_route_and_the_401():
+    report, findings = await analysed("auth-regression")
+
+    errors = findings["errors"]
+    assert errors.severity.value == "warning"
+    assert "POST /api/checkout" in errors.summary and "401" in errors.summary
+    assert report.title.startswith("checkout: ") and "401 on POST /api/checkout" in report.title
+    assert "POST /api/checkout (backend checkout)" in report.recommendations[0]
+    assert findings["latency"].severity.value == "ok"
+
+
+async def test_outage_is_critical_on_traffic():
+    report, findings = await analysed("outage")
+
+    assert findings["traffic"].severity.value == "critical"
+    assert report.overall_severity.value == "critical"
+    assert report.title == "all backends: traffic stopped"
+    assert "DNS" in report.recommendations[0]
+
+
+async def test_traffic_spike_is_a_traffic_warning():
+    at = scenario_timeline("traffic-spike", START, MINUTES).end
+
+    report, findings = await analysed("traffic-spike", at=at)
+
+    assert findings["traffic"].severity.value == "warning"
+    assert "Traffic spike" in findings["traffic"].summary
+
+
+async def test_an_alert_narrows_the_analysis_to_its_backend():
+    alert = {"alertname": "HighErrorRate", "labels": {"backend": "api"}, "starts_at": START + timedelta(minutes=6)}
+
+    report, findings = await analysed("deploy-regression", alerts=[alert])
+
+    assert report.backend == "api"
+    assert findings["errors"].evidence[0].scope == "backend=api"
+    assert findings["errors"].severity.value == "critical"
+
+
+@pytest.mark.parametrize("scenario", ["deploy-regression", "auth-regression"])
+async def test_the_terminal_report_reads_well(scenario):
+    report, _ = await analysed(scenario)
+
+    text = format_report(report)
+
+    assert text.splitlines()[0].startswith("CRITICAL  api:" if scenario == "deploy-regression" else "WARNING  ")
+    assert "Recommendations\n  1. " in text
+    assert all(len(line) <= 100 for line in text.splitlines())
