@@ -62,6 +62,22 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from .analysis_client import analyze_remote
+
+    settings = Settings()
+    url = args.url or f"http://{settings.host}:{settings.port}"
+    token = settings.analyze_token.get_secret_value() if settings.analyze_token else None
+    return asyncio.run(analyze_remote(url, token=token, at=args.at, window=args.window, backend=args.backend,
+                                      as_json=args.json))
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluation_run import run_scenarios
+
+    return asyncio.run(run_scenarios(Settings(), scenarios=args.scenario or None))
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ingestion.simulate import SCENARIOS
 
@@ -88,6 +104,18 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     simulate.add_argument("--output", "-o", help="file to write (default standard output)")
     simulate.set_defaults(func=cmd_simulate)
+
+    analyze = sub.add_parser("analyze", help="ask a running service for an analysis and print the report")
+    analyze.add_argument("--at", type=_utc, help="end of the window (RFC 3339; default now)")
+    analyze.add_argument("--window", type=int, help="minutes before --at (default ANALYSIS_WINDOW_MINUTES)")
+    analyze.add_argument("--backend", help="analyse one backend only")
+    analyze.add_argument("--json", action="store_true", help="print the report as JSON")
+    analyze.add_argument("--url", help="service URL (default http://HOST:PORT)")
+    analyze.set_defaults(func=cmd_analyze)
+
+    evaluate = sub.add_parser("eval", help="replay every scenario through ingestion and analysis; print a table")
+    evaluate.add_argument("--scenario", action="append", help="only this scenario (repeatable)")
+    evaluate.set_defaults(func=cmd_eval)
     return parser
 
 
