@@ -61,10 +61,17 @@ async def collect(redis: Redis, *, now: Callable[[], float] = time.time) -> list
 def _requests(raw: dict[str, str]) -> Iterable[Metric]:
     family = CounterMetricFamily("haproxy_log_requests", METRIC_NAMES["haproxy_log_requests_total"],
                                  labels=["frontend", "backend", "code_class"])
-    for field, value in sorted(raw.items()):
+    counts: dict[tuple[str, ...], int] = {}
+    for field, value in raw.items():
         labels = _split(field, 3)
         if labels:
-            family.add_metric(labels, int(value))
+            counts[tuple(labels)] = int(value)
+            # Error classes are exposed from the first request of a pair on, at 0 if need be,
+            # so that the first error of the day is an increase rate() can see.
+            for cls in ("2xx", "4xx", "5xx"):
+                counts.setdefault((labels[0], labels[1], cls), 0)
+    for labels in sorted(counts):
+        family.add_metric(list(labels), counts[labels])
     yield family
 
 

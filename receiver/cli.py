@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from .settings import Settings
 
@@ -78,6 +79,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return asyncio.run(run_scenarios(Settings(), scenarios=args.scenario or None))
 
 
+def cmd_rules(args: argparse.Namespace) -> int:
+    from .resources import resource_dir
+    from .rules import stale_rule_files, write_rules
+
+    settings = Settings()
+    directory = Path(args.out) if args.out else resource_dir("alert_rules")
+    if args.check:
+        stale = stale_rule_files(settings, directory)
+        if stale:
+            print(f"out of date with the settings: {', '.join(stale)} "
+                  f"(run: incident-copilot rules --out {directory})", file=sys.stderr)
+            return 1
+        print(f"{directory}: up to date")
+        return 0
+    for path in write_rules(settings, directory):
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ingestion.simulate import SCENARIOS
 
@@ -116,6 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("eval", help="replay every scenario through ingestion and analysis; print a table")
     evaluate.add_argument("--scenario", action="append", help="only this scenario (repeatable)")
     evaluate.set_defaults(func=cmd_eval)
+
+    rules = sub.add_parser("rules", help="render the Prometheus alert rules from the thresholds in the settings")
+    rules.add_argument("--out", help="directory to write (default: the packaged alert_rules/)")
+    rules.add_argument("--check", action="store_true", help="only check that the files are up to date")
+    rules.set_defaults(func=cmd_rules)
     return parser
 
 
