@@ -72,6 +72,8 @@ _CONTROL = dict.fromkeys(range(32), " ")
 
 def clean_name(name: str) -> str:
     """Names become Redis field parts: no control characters (tab is our separator)."""
+    if name.isprintable() and name.strip() == name:
+        return name[:200] or "-"
     return name.translate(_CONTROL).strip()[:200] or "-"
 
 
@@ -85,4 +87,4 @@ def split_request(request: str) -> tuple[str, str]:
         rest = target.split("://", 1)[1]
         slash = rest.find("/")
         target = rest[slash:] if slash >= 0 else "/"
-    return clean_name(method)[:16], target.translate(_CONTROL)
+    return clean_name(method)[:16], target if target.isprintable() else target.translate(_CONTROL)

@@ -132,24 +132,25 @@ class MetricsQueries:
                     limit: int = 10) -> Paths:
         span = self._span(window, at)
         merged = await self._reader.merged(span, _PATHS, backend)
-        by_route: dict[str, PathStats] = {}
-        combined: dict[str, list] = {}
+        combined: dict[str, list[PathAgg]] = {}
         for (name, route), agg in merged.paths.items():
-            if backend is not None and name != backend:
-                continue
-            combined.setdefault(route, []).append(agg)
-        for route, aggs in combined.items():
-            by_route[route] = _path_stats(route, aggs)
-        stats = list(by_route.values())
-        by_errors = sorted(
-            (s for s in stats if s.errors_4xx + s.errors_5xx),
-            key=lambda s: (-(s.errors_4xx + s.errors_5xx), s.route),
-        )[:limit]
-        by_latency = sorted(
-            (s for s in stats if s.mean_ms is not None),
-            key=lambda s: (-(s.p95_ms or 0), -(s.mean_ms or 0), s.route),
-        )[:limit]
-        return Paths(**self._window(span), backend=backend, top_by_errors=by_errors, top_by_latency=by_latency)
+            if backend is None or name == backend:
+                combined.setdefault(route, []).append(agg)
+        totals = {route: _path_total(aggs) for route, aggs in combined.items()}
+
+        def errors(route: str) -> int:
+            agg = totals[route]
+            return agg.classes.get("4xx", 0) + agg.classes.get("5xx", 0)
+
+        def slowness(route: str) -> tuple:
+            agg = totals[route]
+            return (-(le_quantile(agg.le, 0.95) or 0), -(agg.lat_sum / agg.lat_n), route)
+
+        by_errors = sorted((r for r in totals if errors(r)), key=lambda r: (-errors(r), r))[:limit]
+        by_latency = sorted((r for r in totals if totals[r].lat_n), key=slowness)[:limit]
+        stats = {route: _path_stats(route, totals[route]) for route in {*by_errors, *by_latency}}
+        return Paths(**self._window(span), backend=backend, top_by_errors=[stats[r] for r in by_errors],
+                     top_by_latency=[stats[r] for r in by_latency])
 
     async def termination_states(self, window: int = 5, at: datetime | None = None,
                                  backend: str | None = None) -> TerminationStates:
@@ -225,12 +226,16 @@ def _backend_stats(name: str, agg: BackendAgg) -> BackendStats:
     )
 
 
-def _path_stats(route: str, aggs: list) -> PathStats:
-    first = aggs[0]
-    if len(aggs) > 1:
-        first = PathAgg()
-        for agg in aggs:
-            first.merge(agg)
+def _path_total(aggs: list[PathAgg]) -> PathAgg:
+    if len(aggs) == 1:
+        return aggs[0]
+    total = PathAgg()
+    for agg in aggs:
+        total.merge(agg)
+    return total
+
+
+def _path_stats(route: str, first: PathAgg) -> PathStats:
     method, path = route_method(route)
     e4 = first.classes.get("4xx", 0)
     e5 = first.classes.get("5xx", 0)

@@ -79,26 +79,35 @@ class BucketReader:
         self._cache_size = cache_size
 
     async def merged(self, span: Span, parts: frozenset[str], backend: str | None = None) -> Merged:
+        """The sum of the span's minutes. The result is shared with the cache: read it, never change it."""
         now_minute = int(self._now() // 60)
+        generations = dict(zip(span.minutes, await self._generations(span.minutes)))
+        whole_key = (parts, backend, tuple(generations.items()))
+        cached = self._cached(whole_key)
+        if cached is not None:
+            return cached
         settled = [m for m in span.minutes if m < now_minute - 1]
         live = [m for m in span.minutes if m >= now_minute - 1]
         result = Merged()
         if settled:
-            generations = await self._generations(settled)
-            key = (parts, backend, tuple(zip(settled, generations)))
-            cached = self._cache.get(key)
-            if cached is None:
-                present = [m for m, g in zip(settled, generations) if g]
-                cached = await self._fetch(present, parts, backend)
-                self._remember(key, cached)
-            else:
-                self._cache.move_to_end(key)
+            settled_key = (parts, backend, tuple((m, generations[m]) for m in settled))
+            part = self._cached(settled_key)
+            if part is None:
+                part = await self._fetch([m for m in settled if generations[m]], parts, backend)
+                self._remember(settled_key, part)
             if not live:
-                return cached
-            result.add(cached)
+                return part
+            result.add(part)
         if live:
-            result.add(await self._fetch(live, parts, backend))
+            result.add(await self._fetch([m for m in live if generations[m]], parts, backend))
+        self._remember(whole_key, result)
         return result
+
+    def _cached(self, key: tuple) -> Merged | None:
+        value = self._cache.get(key)
+        if value is not None:
+            self._cache.move_to_end(key)
+        return value
 
     async def minute_counts(self, span: Span, backend: str | None = None) -> list[int]:
         pipe = self._redis.pipeline(transaction=False)
