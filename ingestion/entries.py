@@ -69,6 +69,52 @@ class LogEntry(BaseModel):
 
 _CONTROL = dict.fromkeys(range(32), " ")
 
+# (field, default, minimum) of the integer fields, in LogRecord order after the request.
+_TIMERS = (("time_request", -1), ("time_queue", -1), ("time_connect", -1), ("time_response", -1))
+_COUNTERS = ("actconn", "feconn", "beconn", "srv_conn", "retries", "srv_queue", "backend_queue")
+
+
+def plain_record(item: dict) -> LogRecord | None:
+    """The record of an entry whose every field has exactly the expected JSON type and range.
+
+    The common case, at a fraction of the model's cost; anything else (a string where a
+    number belongs, a missing field, a value out of range) returns None, and the caller
+    validates with `LogEntry`, which accepts or explains it.
+    """
+    get = item.get
+    stamp, frontend, backend = get("time_local"), get("frontend_name"), get("backend_name")
+    request, status, active = get("http_request"), get("status_code"), get("time_active")
+    client, server, term = get("client_ip", ""), get("server_name", "-"), get("termination_state", "----")
+    size = get("bytes_read", 0)
+    if not (type(stamp) is str and type(frontend) is str and type(backend) is str and type(request) is str
+            and type(client) is str and type(server) is str and type(term) is str
+            and type(status) is int and type(active) is int and type(size) is int):
+        return None
+    if not (0 < len(frontend) <= 200 and 0 < len(backend) <= 200 and len(server) <= 200 and len(client) <= 64
+            and len(request) <= 8192 and len(term) <= 4 and -1 <= status <= 999 and active >= -1 and size >= 0):
+        return None
+    timers = []
+    for name, default in _TIMERS:
+        value = get(name, default)
+        if type(value) is not int or value < -1:
+            return None
+        timers.append(value)
+    counters = []
+    for name in _COUNTERS:
+        value = get(name, 0)
+        if type(value) is not int or value < 0:
+            return None
+        counters.append(value)
+    try:
+        ts = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=timezone.utc)
+    method, path = split_request(request)
+    return LogRecord(ts.timestamp(), client, clean_name(frontend), clean_name(backend), clean_name(server),
+                     method, path, status, size, *timers, active, term, *counters)
+
 
 def clean_name(name: str) -> str:
     """Names become Redis field parts: no control characters (tab is our separator)."""
