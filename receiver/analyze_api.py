@@ -20,9 +20,19 @@ from agents import (
     analyze,
 )
 
-from .appkeys import ANALYSIS_CONFIG, ANALYSIS_METRICS, LLM, POSTMORTEM_HOOK, QUERIES, REGISTRY, SETTINGS
+from .appkeys import (
+    ANALYSIS_CONFIG,
+    ANALYSIS_METRICS,
+    INCIDENT_ANALYSIS,
+    LLM,
+    POSTMORTEM_HOOK,
+    QUERIES,
+    REGISTRY,
+    SETTINGS,
+)
 from .auth import require_token
 from .errors import ApiError, InvalidBody, UnsupportedMediaType
+from .incidents import IncidentAnalysis
 from .middleware import validation_detail
 from .settings import Settings
 
@@ -74,6 +84,8 @@ def analysis_ctx(llm: LLMClient | None = None):
         app[ANALYSIS_METRICS] = AnalysisMetrics(app[REGISTRY])
         owned = LLMClient.from_config(config) if llm is None else None
         app[LLM] = llm or owned
+        if INCIDENT_ANALYSIS not in app:  # tests may bring their own
+            app[INCIDENT_ANALYSIS] = incident_analysis(app)
         try:
             yield
         finally:
@@ -81,6 +93,19 @@ def analysis_ctx(llm: LLMClient | None = None):
                 await owned.close()
 
     return ctx
+
+
+def incident_analysis(app: web.Application) -> IncidentAnalysis:
+    """What the incident worker runs: the full analysis when alerts fire, rules only after resolution."""
+    queries, config, llm, metrics = app[QUERIES], app[ANALYSIS_CONFIG], app[LLM], app[ANALYSIS_METRICS]
+
+    async def analyse(request: AnalysisRequest) -> Report:
+        return await analyze(queries, request, config=config, llm=llm, metrics=metrics)
+
+    async def recheck(request: AnalysisRequest) -> Report:
+        return await analyze(queries, request, config=config, llm=None, metrics=metrics)
+
+    return IncidentAnalysis(analyse=analyse, recheck=recheck)
 
 
 async def analyze_handler(request: web.Request) -> web.Response:

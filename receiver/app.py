@@ -9,21 +9,23 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
+from agents import LLMClient
 from ingestion import Limits, MetricsQueries, MetricsStore
 
-from . import logs_api, metrics_api
+from . import alerts_api, analyze_api, incidents_api, logs_api, metrics_api, openapi
 from .appkeys import INTAKE, QUERIES, REDIS, REGISTRY, SERVICE_METRICS, SETTINGS, STORE
 from .embedded_redis import start_embedded_redis
 from .log_intake import LogIntake, log_timezone
 from .middleware import request_context
 from .service_metrics import ServiceMetrics
 from .settings import Settings
+from .syslog_listener import syslog_ctx
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, *, redis: Redis | None = None) -> web.Application:
-    """Build the service. A `redis` passed in is used and left open; one made here is closed here."""
+def create_app(settings: Settings, *, redis: Redis | None = None, llm: LLMClient | None = None) -> web.Application:
+    """Build the service. A `redis` or `llm` passed in is used and left open; one made here is closed here."""
     app = web.Application(middlewares=[request_context], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     registry = CollectorRegistry(auto_describe=True)
@@ -31,8 +33,15 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> web.Applica
     app[SERVICE_METRICS] = ServiceMetrics.create(registry)
     app.cleanup_ctx.append(_redis_ctx(redis))
     app.cleanup_ctx.append(_ingestion_ctx)
+    app.cleanup_ctx.append(syslog_ctx)
+    app.cleanup_ctx.append(analyze_api.analysis_ctx(llm))
+    app.cleanup_ctx.append(incidents_api.worker_ctx)
     logs_api.setup_routes(app)
     metrics_api.setup_routes(app)
+    analyze_api.setup_routes(app)
+    alerts_api.setup_routes(app)
+    incidents_api.setup_routes(app)
+    openapi.setup_routes(app)
     return app
 
 

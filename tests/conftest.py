@@ -95,8 +95,10 @@ async def fake_redis() -> AsyncIterator[Redis]:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
+    # No in-process incident worker unless a test asks for one: fakeredis answers blocking
+    # stream reads in ways that do not let a worker be cancelled cleanly.
     return Settings(_env_file=None, log_timezone="UTC", data_dir=tmp_path / "var",
-                    postmortem_dir=tmp_path / "post-mortems", syslog_port=0)
+                    postmortem_dir=tmp_path / "post-mortems", syslog_port=0, run_worker=False)
 
 
 @pytest.fixture(autouse=True)

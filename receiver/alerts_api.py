@@ -1,0 +1,67 @@
+"""`POST /alerts`: Alertmanager's webhook. Validate, persist to the stream, answer.
+
+Alertmanager retries only on 5xx, so the answer follows its contract: 400/413/422 for a body
+that will never be accepted, 503 (from the middleware) while Redis cannot store it, and 200
+only once the notification is in the stream. The incident worker does the rest.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import orjson
+from aiohttp import web
+from pydantic import ValidationError
+
+from .appkeys import ALERT_STREAM, INCIDENT_METRICS, SETTINGS
+from .auth import require_token
+from .errors import ApiError, InvalidBody
+from .middleware import validation_detail
+from .webhook import Notification
+
+# Alertmanager sends every alert of a group in one body; a megabyte is thousands of alerts.
+MAX_ALERTS_BODY = 1024 * 1024
+_CHUNK = 64 * 1024
+
+
+class BodyTooLarge(ApiError):
+    status = 413
+    error = "body_too_large"
+
+
+async def post_alerts(request: web.Request) -> web.Response:
+    require_token(request, request.app[SETTINGS].webhook_token)
+    notification = parse_notification(await read_limited(request, MAX_ALERTS_BODY))
+    entry = await request.app[ALERT_STREAM].add(notification, received_at=datetime.now(timezone.utc))
+    request.app[INCIDENT_METRICS].notifications.labels(notification.status).inc()
+    return web.json_response({"status": "stored", "entry": entry, "alerts": len(notification.alerts)})
+
+
+async def read_limited(request: web.Request, limit: int) -> bytes:
+    """The body, refusing (413) one larger than `limit` whether or not it declares its length."""
+    if request.content_length is not None and request.content_length > limit:
+        raise BodyTooLarge(f"body larger than {limit} bytes")
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(_CHUNK):
+        body += chunk
+        if len(body) > limit:
+            raise BodyTooLarge(f"body larger than {limit} bytes")
+    return bytes(body)
+
+
+def parse_notification(body: bytes) -> Notification:
+    """400 for JSON that does not parse, 422 (with the fields) for JSON that is not a notification."""
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(f"malformed JSON: {exc}", error="malformed_json") from None
+    if not isinstance(value, dict):
+        raise InvalidBody([{"loc": [], "msg": "expected an Alertmanager notification object", "type": "dict_type"}])
+    try:
+        return Notification.model_validate(value)
+    except ValidationError as exc:
+        raise InvalidBody(validation_detail(exc)) from None
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_post("/alerts", post_alerts)

@@ -1,0 +1,385 @@
+"""What a notification does to its group's incident: pure decisions with a named reason, and their effect.
+
+`decide` says what should happen (open, repeat, join, resolve or ignore, and why); `apply`
+returns the incident as it is afterwards. Neither reads a clock: the time the notification
+was received and `now` are passed in, so the same inputs always give the same record.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+
+from agents import AlertContext, AnalysisRequest, Report, Severity
+
+from ..webhook import Alert, Notification, dedup_key
+from .model import AlertRecord, Delivery, Due, Incident, Recheck, TimelineEntry
+from .naming import incident_id, postmortem_file_name
+
+
+class Action(str, Enum):
+    OPEN = "open"
+    REPEAT = "repeat"
+    JOIN = "join"
+    RESOLVE = "resolve"
+    IGNORE = "ignore"
+
+
+class Reason(str, Enum):
+    FIRST_FIRING = "first_firing"
+    REFIRED = "refired_after_resolution"
+    RESOLVED_UNSEEN = "resolved_without_open_incident"
+    SAME_FIRING_SET = "same_firing_set"
+    SOME_RESOLVED = "some_alerts_resolved"
+    NEW_ALERT = "new_alert_joined"
+    ALERT_CAP = "alert_cap_reached"
+    ALL_RESOLVED = "all_alerts_resolved"
+    ALREADY_APPLIED = "already_applied"
+    DUPLICATE = "duplicate_delivery"
+    ALREADY_RESOLVED = "already_resolved"
+    STALE_FIRING = "firing_already_resolved"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: Action
+    reason: Reason
+    new_fingerprints: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """How notifications are weighed; the defaults suit Alertmanager's own defaults."""
+
+    # HA peers send within seconds of each other and retries within group_interval (5 min);
+    # a repeat (repeat_interval, 4 h by default) comes later and is recorded as one.
+    dedup_window: timedelta = timedelta(minutes=5)
+    # The analysed window ends at the notification, or this long after the onset if that is earlier,
+    # so a notification read late from the queue still looks at the onset.
+    latest_after_onset: timedelta = timedelta(minutes=30)
+    min_window_minutes: int = 10
+    max_window_minutes: int = 60
+    recheck_window_minutes: int = 5
+    max_alerts: int = 200
+    keep_applied: int = 200
+    keep_seen: int = 50
+
+
+DEFAULT_POLICY = Policy()
+
+
+def decide(current: Incident | None, delivery: Delivery, *, policy: Policy = DEFAULT_POLICY) -> Decision:
+    """What this notification means for the group's latest incident (None: the group has none)."""
+    n = delivery.notification
+    firing = n.firing
+    if current is not None and delivery.entry_id in current.applied:
+        return Decision(Action.IGNORE, Reason.ALREADY_APPLIED)
+    if current is None:
+        return Decision(Action.OPEN, Reason.FIRST_FIRING if firing else Reason.RESOLVED_UNSEEN)
+    if _is_duplicate(current, delivery, policy.dedup_window):
+        return Decision(Action.IGNORE, Reason.DUPLICATE)
+    if current.status == "resolved":
+        if not firing:
+            return Decision(Action.IGNORE, Reason.ALREADY_RESOLVED)
+        known = {(a.fingerprint, a.starts_at) for a in current.alerts}
+        if all((a.fingerprint, a.starts_at) in known for a in firing):
+            return Decision(Action.IGNORE, Reason.STALE_FIRING)
+        return Decision(Action.OPEN, Reason.REFIRED)
+    if not firing:
+        return Decision(Action.RESOLVE, Reason.ALL_RESOLVED)
+    known_fingerprints = {a.fingerprint for a in current.alerts}
+    new = tuple(sorted({a.fingerprint for a in firing} - known_fingerprints))
+    if new:
+        if len(current.alerts) >= policy.max_alerts:
+            return Decision(Action.REPEAT, Reason.ALERT_CAP, new)
+        return Decision(Action.JOIN, Reason.NEW_ALERT, new)
+    was_firing = {a.fingerprint for a in current.alerts if a.status == "firing"}
+    if any(a.status == "resolved" and a.fingerprint in was_firing for a in n.alerts):
+        return Decision(Action.REPEAT, Reason.SOME_RESOLVED)
+    return Decision(Action.REPEAT, Reason.SAME_FIRING_SET)
+
+
+def _is_duplicate(current: Incident, delivery: Delivery, window: timedelta) -> bool:
+    seen = current.seen.get(dedup_key(delivery.notification))
+    return seen is not None and abs(delivery.received_at - seen) < window
+
+
+def apply(current: Incident | None, delivery: Delivery, decision: Decision, *, now: datetime,
+          policy: Policy = DEFAULT_POLICY) -> Incident | None:
+    """The incident after the decision; None when nothing is to be written."""
+    if decision.action is Action.IGNORE:
+        return None
+    if decision.action is Action.OPEN:
+        incident = _open(delivery, decision, now=now, policy=policy,
+                         previous=current.id if current is not None else None)
+    else:
+        assert current is not None
+        incident = _change(current, delivery, decision, now=now, policy=policy)
+    key = dedup_key(delivery.notification)
+    seen = {k: v for k, v in incident.seen.items() if k != key}
+    seen[key] = delivery.received_at
+    newest = sorted(seen.items(), key=lambda kv: kv[1])[-policy.keep_seen:]
+    return incident.model_copy(update={
+        "applied": [*incident.applied, delivery.entry_id][-policy.keep_applied:],
+        "seen": dict(newest),
+        "updated_at": now,
+    })
+
+
+def _open(delivery: Delivery, decision: Decision, *, now: datetime, policy: Policy,
+          previous: str | None) -> Incident:
+    n = delivery.notification
+    received = delivery.received_at
+    firing = n.firing
+    opening = firing or n.alerts
+    onset = min(a.starts_at for a in opening)
+    ident = incident_id(n.group_key, delivery.entry_id, received)
+    title = alert_title(n)
+    alerts, dropped = _merge_alerts([], n.alerts, received, policy.max_alerts)
+    timeline = [TimelineEntry(at=a.starts_at, kind="onset", text=f"{_alert_name(a, n)} started firing.")
+                for a in sorted(opening, key=lambda a: a.starts_at)[:10]]
+    if len(opening) > 10:
+        timeline.append(TimelineEntry(at=onset, kind="onset", text=f"{len(opening) - 10} more alerts started firing."))
+    first = "firing" if firing else "resolved"
+    timeline.append(TimelineEntry(at=received, kind="notified", text=_notified_text(n, first)))
+    # A group first heard of resolved is analysed up to its end, not up to the (later) notification.
+    last_seen = received if firing else max((a.ends_at for a in opening if a.ends_at), default=received)
+    analysis_at = min(last_seen, received, onset + policy.latest_after_onset)
+    incident = Incident(
+        id=ident, group_key=n.group_key, status="open", title=title, receiver=n.receiver,
+        external_url=n.external_url, group_labels=n.group_labels, common_labels=n.common_labels,
+        alerts=alerts, alerts_not_recorded=dropped + n.truncated_alerts, onset_at=onset, notified_at=received,
+        first_notification=first, updated_at=now, timeline=timeline, revision=1,
+        analysis_due=Due(revision=1, owner=delivery.entry_id, at=analysis_at,
+                         window_minutes=_window(analysis_at, onset, policy)),
+        postmortem_file=postmortem_file_name(ident, title, received), previous_incident=previous,
+    )
+    if not firing:
+        incident = _resolve(incident, delivery, now=now, policy=policy)
+    return incident
+
+
+def _change(current: Incident, delivery: Delivery, decision: Decision, *, now: datetime,
+            policy: Policy) -> Incident:
+    n = delivery.notification
+    received = delivery.received_at
+    alerts, dropped = _merge_alerts(current.alerts, n.alerts, received, policy.max_alerts)
+    incident = current.model_copy(update={
+        "alerts": alerts,
+        "alerts_not_recorded": max(current.alerts_not_recorded, dropped + n.truncated_alerts),
+        "onset_at": min(current.onset_at, *(a.starts_at for a in n.firing)) if n.firing else current.onset_at,
+    })
+    timeline = list(incident.timeline)
+    if decision.action is Action.RESOLVE:
+        return _resolve(incident, delivery, now=now, policy=policy)
+    if decision.action is Action.JOIN:
+        joined = [a for a in n.firing if a.fingerprint in decision.new_fingerprints]
+        for alert in sorted(joined, key=lambda a: a.starts_at)[:10]:
+            timeline.append(TimelineEntry(at=alert.starts_at, kind="alert_joined",
+                                          text=f"{_alert_name(alert, n)} started firing and joined the incident."))
+        timeline.append(TimelineEntry(at=received, kind="notified",
+                                      text=f"Alertmanager notified the group again with {len(joined)} new "
+                                           f"alert{'s' if len(joined) != 1 else ''}; analysing again."))
+        revision = incident.revision + 1
+        anchor = min(a.starts_at for a in joined)
+        at = min(received, anchor + policy.latest_after_onset)
+        return incident.model_copy(update={
+            "timeline": timeline, "revision": revision,
+            "analysis_due": Due(revision=revision, owner=delivery.entry_id, at=at,
+                                window_minutes=_window(at, incident.onset_at, policy)),
+        })
+    if decision.reason is Reason.SOME_RESOLVED:
+        was_firing = {a.fingerprint for a in current.alerts if a.status == "firing"}
+        for alert in n.alerts:
+            if alert.status == "resolved" and alert.fingerprint in was_firing:
+                timeline.append(TimelineEntry(at=alert.ends_at or received, kind="alerts_resolved",
+                                              text=f"{_alert_name(alert, n)} resolved; others still firing."))
+    last = timeline[-1] if timeline else None
+    if last is not None and last.kind == "repeat":
+        timeline[-1] = last.model_copy(update={"count": last.count + 1, "last_at": received})
+    else:
+        timeline.append(TimelineEntry(at=received, kind="repeat",
+                                      text="Alertmanager repeated the notification; nothing new."))
+    return incident.model_copy(update={"timeline": timeline})
+
+
+def _resolve(incident: Incident, delivery: Delivery, *, now: datetime, policy: Policy) -> Incident:
+    n = delivery.notification
+    received = delivery.received_at
+    ends = [a.ends_at for a in n.alerts if a.ends_at is not None]
+    ended = max(ends) if ends else received
+    timeline = [
+        *incident.timeline,
+        TimelineEntry(at=ended, kind="resolved", text="All alerts of the group resolved."),
+        TimelineEntry(at=received, kind="resolve_notified", text="Alertmanager notified the resolution."),
+    ]
+    return incident.model_copy(update={
+        "status": "resolved", "ended_at": ended, "resolve_notified_at": received, "timeline": timeline,
+        "recheck_due": Due(revision=1, owner=delivery.entry_id, at=now,
+                           window_minutes=policy.recheck_window_minutes),
+    })
+
+
+def _merge_alerts(recorded: list[AlertRecord], incoming: list[Alert], received: datetime,
+                  cap: int) -> tuple[list[AlertRecord], int]:
+    by_fingerprint = {a.fingerprint: a for a in recorded}
+    order = [a.fingerprint for a in recorded]
+    dropped = 0
+    for alert in incoming:
+        before = by_fingerprint.get(alert.fingerprint)
+        if before is None and len(order) >= cap:
+            dropped += 1
+            continue
+        by_fingerprint[alert.fingerprint] = AlertRecord(
+            fingerprint=alert.fingerprint, alertname=alert.alertname, status=alert.status,
+            severity=alert.labels.get("severity"), labels=alert.labels, annotations=alert.annotations,
+            starts_at=alert.starts_at, ends_at=alert.ends_at, generator_url=alert.generator_url,
+            first_notified_at=before.first_notified_at if before else received,
+        )
+        if before is None:
+            order.append(alert.fingerprint)
+    return [by_fingerprint[f] for f in order], dropped
+
+
+def _window(at: datetime, onset: datetime, policy: Policy) -> int:
+    """Minutes from just before the onset to `at`, within the policy's bounds."""
+    since_onset = math.ceil((at - onset).total_seconds() / 60) + 2
+    return max(policy.min_window_minutes, min(since_onset, policy.max_window_minutes))
+
+
+def alert_title(n: Notification) -> str:
+    """The group's own words: its common summary, else its alert names and group labels."""
+    summary = n.common_annotations.get("summary", "").strip()
+    if summary:
+        return _clip(" ".join(summary.split()), 200)
+    names = sorted({a.alertname for a in n.alerts} - {""})
+    text = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    scope = ", ".join(f"{k}={v}" for k, v in sorted(n.group_labels.items()) if k != "alertname")
+    title = f"{text or 'Alerts'} ({scope})" if scope else (text or "Alert group")
+    return _clip(" ".join(title.split()), 200)
+
+
+def _alert_name(alert: Alert, n: Notification) -> str:
+    """The alert's name and the labels that tell it apart from the rest of its group."""
+    own = [f"{k}={v}" for k, v in sorted(alert.labels.items())
+           if k != "alertname" and n.common_labels.get(k) != v][:3]
+    name = alert.alertname or "Alert"
+    return f"{name} ({', '.join(own)})" if own else name
+
+
+def _notified_text(n: Notification, first: str) -> str:
+    count = len(n.alerts)
+    plural = "s" if count != 1 else ""
+    receiver = f" (receiver {n.receiver})" if n.receiver else ""
+    if first == "resolved":
+        return f"First notification{receiver} was already a resolution of {count} alert{plural}."
+    return f"Alertmanager notified{receiver} of {len(n.firing)} firing alert{'s' if len(n.firing) != 1 else ''}."
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# Owed work: the entry that asked for an analysis or a recheck is the one that runs it.
+
+def owed_analysis(incident: Incident, entry_id: str) -> Due | None:
+    due = incident.analysis_due
+    return due if due is not None and due.owner == entry_id else None
+
+
+def owed_recheck(incident: Incident, entry_id: str) -> Due | None:
+    due = incident.recheck_due
+    return due if due is not None and due.owner == entry_id else None
+
+
+def analysis_request(incident: Incident, due: Due, *, max_alerts: int = 50) -> AnalysisRequest:
+    """The alerts as context, the window covering their onset, narrowed to their backend if they share one."""
+    alerts = sorted(incident.alerts, key=lambda a: (a.status != "firing", a.starts_at))[:max_alerts]
+    return AnalysisRequest(window_minutes=due.window_minutes, at=due.at, backend=_one_backend(incident),
+                           alerts=[_context(a) for a in alerts])
+
+
+def recheck_request(incident: Incident, due: Due) -> AnalysisRequest:
+    """A short window ending after the resolution, for the same backend, without the alerts' anchoring."""
+    return AnalysisRequest(window_minutes=due.window_minutes, at=due.at, backend=_one_backend(incident))
+
+
+def _one_backend(incident: Incident) -> str | None:
+    named = {a.labels.get("backend") for a in incident.alerts} - {None, ""}
+    if len(named) == 1:
+        backend = named.pop()
+        return backend[:200] if backend else None
+    return None
+
+
+def _context(alert: AlertRecord) -> AlertContext:
+    return AlertContext(alertname=alert.alertname[:200], status=alert.status[:20],
+                        severity=alert.severity[:50] if alert.severity else None,
+                        labels=alert.labels, annotations=alert.annotations, starts_at=alert.starts_at)
+
+
+def attach_report(incident: Incident, due: Due, report: Report, *, now: datetime) -> Incident:
+    """Keep the newest report; the first one marks the diagnosis time."""
+    update: dict = {"updated_at": now, "analysis_due": _settled(incident.analysis_due, due)}
+    if due.revision >= incident.report_revision:
+        update |= {"report": report, "report_revision": due.revision, "analysis_error": None}
+        if incident.diagnosed_at is None:
+            update["diagnosed_at"] = now
+        kind = "Analysis" if due.revision == 1 else "Re-analysis"
+        update["timeline"] = [*incident.timeline, TimelineEntry(
+            at=now, kind="diagnosed",
+            text=f"{kind} finished ({report.synthesis.mode} mode, {report.overall_severity.value}): {report.title}",
+        )]
+    return incident.model_copy(update=update)
+
+
+def record_analysis_failure(incident: Incident, due: Due, error: str, *, now: datetime) -> Incident:
+    return incident.model_copy(update={
+        "updated_at": now, "analysis_due": _settled(incident.analysis_due, due), "analysis_error": error,
+        "timeline": [*incident.timeline, TimelineEntry(at=now, kind="analysis_failed",
+                                                       text=f"Analysis failed: {error}")],
+    })
+
+
+def attach_recheck(incident: Incident, due: Due, report: Report, *, now: datetime) -> Incident:
+    abnormal = [f"{f.specialist}: {f.summary}" for f in report.findings if f.severity is not Severity.ok]
+    normal = report.overall_severity is Severity.ok
+    recheck = Recheck(checked_at=now, window_minutes=due.window_minutes, severity=report.overall_severity,
+                      normal=normal, title=report.title, abnormal=abnormal, mode=report.synthesis.mode)
+    text = (f"Signals back to normal over the last {due.window_minutes} min." if normal
+            else f"Signals still {report.overall_severity.value} after the resolution: {report.title}")
+    return incident.model_copy(update={
+        "updated_at": now, "recheck": recheck, "recheck_due": _settled(incident.recheck_due, due),
+        "timeline": [*incident.timeline, TimelineEntry(at=now, kind="recheck", text=text)],
+    })
+
+
+def record_recheck_failure(incident: Incident, due: Due, error: str, *, now: datetime) -> Incident:
+    return incident.model_copy(update={
+        "updated_at": now, "recheck_due": _settled(incident.recheck_due, due),
+        "timeline": [*incident.timeline, TimelineEntry(at=now, kind="recheck_failed",
+                                                       text=f"Check after the resolution failed: {error}")],
+    })
+
+
+def abandon(incident: Incident, entry_id: str, reason: str, *, now: datetime) -> Incident:
+    """Give up the work an entry owed, after it failed too often to be tried again."""
+    update: dict = {"updated_at": now}
+    if incident.analysis_due is not None and incident.analysis_due.owner == entry_id:
+        update["analysis_due"] = None
+        update["analysis_error"] = reason
+    if incident.recheck_due is not None and incident.recheck_due.owner == entry_id:
+        update["recheck_due"] = None
+    if len(update) == 1:
+        return incident
+    update["timeline"] = [*incident.timeline, TimelineEntry(at=now, kind="abandoned", text=reason)]
+    return incident.model_copy(update=update)
+
+
+def _settled(current: Due | None, done: Due) -> Due | None:
+    """The due work once `done` has finished: cleared unless a newer one took its place."""
+    if current is None or (current.owner == done.owner and current.revision <= done.revision):
+        return None
+    return current

@@ -1,0 +1,189 @@
+"""An incident: the alerts of one Alertmanager group from first firing to resolution, and what happened."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agents import Report, Severity
+
+from ..webhook import Notification
+
+IncidentStatus = Literal["open", "resolved"]
+TimelineKind = Literal[
+    "onset", "notified", "repeat", "alert_joined", "alerts_resolved", "diagnosed", "analysis_failed",
+    "resolved", "resolve_notified", "recheck", "recheck_failed", "abandoned",
+]
+
+# Alert severities in the words teams use, worst first; anything else ranks below them.
+_SEVERITY_ORDER = ("critical", "page", "error", "high", "warning", "medium", "low", "info", "none")
+
+
+def worst_alert_severity(values: list[str | None]) -> str | None:
+    named = [v for v in values if v]
+    if not named:
+        return None
+    return min(named, key=lambda v: (_SEVERITY_ORDER.index(v.lower()) if v.lower() in _SEVERITY_ORDER
+                                     else len(_SEVERITY_ORDER), v))
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A stored notification as the stream hands it to a worker."""
+
+    entry_id: str
+    received_at: datetime
+    notification: Notification
+
+
+class AlertRecord(BaseModel):
+    """One alert of the group as last notified; strings are untrusted and escaped when rendered."""
+
+    fingerprint: str
+    alertname: str
+    status: Literal["firing", "resolved"]
+    severity: str | None = None
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    starts_at: datetime
+    ends_at: datetime | None = None
+    generator_url: str = ""
+    first_notified_at: datetime
+
+
+class TimelineEntry(BaseModel):
+    at: datetime
+    kind: TimelineKind
+    text: str
+    count: int = Field(1, description="Repeats folded into this entry.")
+    last_at: datetime | None = Field(None, description="When the last folded repeat happened.")
+
+
+class Due(BaseModel):
+    """Work a stream entry owes the incident; only that entry (or a worker that reclaims it) does it."""
+
+    revision: int
+    owner: str = Field(description="Stream entry id of the notification that asked for it.")
+    at: datetime = Field(description="End of the analysed window.")
+    window_minutes: int
+
+
+class Recheck(BaseModel):
+    """The rules-only look at the signals after the resolution."""
+
+    checked_at: datetime
+    window_minutes: int
+    severity: Severity
+    normal: bool
+    title: str
+    abnormal: list[str] = Field(default_factory=list, description="Summaries of the findings that are not ok.")
+    mode: str
+
+
+class Incident(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    group_key: str
+    status: IncidentStatus
+    title: str
+    receiver: str = ""
+    external_url: str = ""
+    group_labels: dict[str, str] = Field(default_factory=dict)
+    common_labels: dict[str, str] = Field(default_factory=dict)
+    alerts: list[AlertRecord]
+    alerts_not_recorded: int = 0
+    onset_at: datetime
+    notified_at: datetime
+    first_notification: Literal["firing", "resolved"] = "firing"
+    diagnosed_at: datetime | None = None
+    ended_at: datetime | None = None
+    resolve_notified_at: datetime | None = None
+    updated_at: datetime
+    timeline: list[TimelineEntry]
+    report: Report | None = None
+    report_revision: int = 0
+    analysis_error: str | None = None
+    recheck: Recheck | None = None
+    revision: int = Field(0, description="Analyses asked for so far; each new alert asks for one more.")
+    analysis_due: Due | None = None
+    recheck_due: Due | None = None
+    applied: list[str] = Field(default_factory=list, description="Stream entries already applied (newest last).")
+    seen: dict[str, datetime] = Field(default_factory=dict, description="Dedup key -> when it was last received.")
+    postmortem_file: str
+    previous_incident: str | None = None
+
+    @property
+    def alert_severity(self) -> str | None:
+        return worst_alert_severity([a.severity for a in self.alerts])
+
+    @property
+    def severity(self) -> str:
+        """The severity the alerts declared; the analysis' own verdict is `report.overall_severity`."""
+        return self.alert_severity or (self.report.overall_severity.value if self.report else "unknown")
+
+    @property
+    def alertnames(self) -> list[str]:
+        return sorted({a.alertname for a in self.alerts if a.alertname})
+
+    @property
+    def time_to_detect(self) -> timedelta | None:
+        """Onset to first notification; unknown when the first word of it was already a resolution."""
+        if self.first_notification != "firing":
+            return None
+        return self.notified_at - self.onset_at
+
+    @property
+    def time_to_diagnose(self) -> timedelta | None:
+        return None if self.diagnosed_at is None else self.diagnosed_at - self.notified_at
+
+    @property
+    def time_to_resolve(self) -> timedelta | None:
+        return None if self.ended_at is None else self.ended_at - self.onset_at
+
+    def summary(self) -> IncidentSummary:
+        return IncidentSummary(
+            id=self.id, status=self.status, severity=self.severity,
+            assessed_severity=self.report.overall_severity if self.report else None,
+            title=self.title, alertnames=self.alertnames, onset_at=self.onset_at, notified_at=self.notified_at,
+            diagnosed_at=self.diagnosed_at, ended_at=self.ended_at, updated_at=self.updated_at,
+            postmortem_file=self.postmortem_file,
+        )
+
+    def public(self) -> dict:
+        """The record as the API shows it: bookkeeping of deliveries left out, durations added."""
+        body = self.model_dump(mode="json", exclude={"applied", "seen", "analysis_due", "recheck_due", "revision",
+                                                     "report_revision"})
+        body["severity"] = self.severity
+        body["analysis_pending"] = self.analysis_due is not None
+        body["recheck_pending"] = self.recheck_due is not None
+        body["durations_seconds"] = {
+            "time_to_detect": _seconds(self.time_to_detect),
+            "time_to_diagnose": _seconds(self.time_to_diagnose),
+            "time_to_resolve": _seconds(self.time_to_resolve),
+        }
+        return body
+
+
+class IncidentSummary(BaseModel):
+    """A row of `GET /incidents` and of the post-mortem index."""
+
+    id: str
+    status: IncidentStatus
+    severity: str
+    assessed_severity: Severity | None = None
+    title: str
+    alertnames: list[str]
+    onset_at: datetime
+    notified_at: datetime
+    diagnosed_at: datetime | None = None
+    ended_at: datetime | None = None
+    updated_at: datetime
+    postmortem_file: str
+
+
+def _seconds(value: timedelta | None) -> float | None:
+    return None if value is None else value.total_seconds()

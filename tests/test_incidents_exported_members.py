@@ -1,0 +1,37 @@
+"""The incidents package's public API, and what it may depend on."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from receiver import incidents
+
+INCIDENTS_DIR = Path(incidents.__file__).parent
+
+
+def test_exported_members() -> None:
+    assert sorted(incidents.__all__) == [
+        "Action", "AlertStream", "Decision", "Delivery", "Incident", "IncidentAnalysis", "IncidentMetrics",
+        "IncidentRepository", "IncidentSummary", "IncidentWorker", "Policy", "PostmortemWriter", "QueueDepth",
+        "Reason", "UnsafePath", "build_worker", "decide", "is_incident_id", "run_worker",
+    ]
+    for name in incidents.__all__:
+        assert getattr(incidents, name).__module__.startswith("receiver.incidents."), name
+
+
+def imported_modules(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module)
+    return found
+
+
+def test_incidents_know_nothing_of_http_and_use_only_the_public_analysis_api() -> None:
+    for path in INCIDENTS_DIR.glob("*.py"):
+        modules = imported_modules(path)
+        assert not any(m == "aiohttp" or m.startswith("aiohttp.") for m in modules), path.name
+        assert not any(m.startswith("agents.") for m in modules), path.name
