@@ -98,6 +98,12 @@ def cmd_rules(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import main as demo
+
+    return demo()
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ingestion.simulate import SCENARIOS
 
@@ -141,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     rules.add_argument("--out", help="directory to write (default: the packaged alert_rules/)")
     rules.add_argument("--check", action="store_true", help="only check that the files are up to date")
     rules.set_defaults(func=cmd_rules)
+
+    demo = sub.add_parser("demo", help="replay an incident end to end and print the post-mortem it wrote")
+    demo.set_defaults(func=cmd_demo)
     return parser
 
 
