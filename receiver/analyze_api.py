@@ -15,6 +15,7 @@ from agents import (
     AnalysisRequest,
     LLMClient,
     Report,
+    SignalSource,
     SignalsUnavailable,
     Thresholds,
     analyze,
@@ -96,8 +97,12 @@ def analysis_ctx(llm: LLMClient | None = None):
 
 
 def incident_analysis(app: web.Application) -> IncidentAnalysis:
+    return analysis_for_incidents(app[QUERIES], app[ANALYSIS_CONFIG], app[LLM], app[ANALYSIS_METRICS])
+
+
+def analysis_for_incidents(queries: SignalSource, config: AnalysisConfig, llm: LLMClient | None,
+                           metrics: AnalysisMetrics | None) -> IncidentAnalysis:
     """What the incident worker runs: the full analysis when alerts fire, rules only after resolution."""
-    queries, config, llm, metrics = app[QUERIES], app[ANALYSIS_CONFIG], app[LLM], app[ANALYSIS_METRICS]
 
     async def analyse(request: AnalysisRequest) -> Report:
         return await analyze(queries, request, config=config, llm=llm, metrics=metrics)

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from agents import LLMClient
 from ingestion import Limits, MetricsQueries, MetricsStore
@@ -45,9 +45,13 @@ def create_app(settings: Settings, *, redis: Redis | None = None, llm: LLMClient
     return app
 
 
-def connect(url: str) -> Redis:
-    return Redis.from_url(url, decode_responses=True, health_check_interval=10,
-                          socket_connect_timeout=2, socket_timeout=5, retry_on_timeout=False)
+def connect(url: str, *, max_connections: int = 256) -> Redis:
+    """A client whose pool makes callers wait for a connection rather than fail past its size."""
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=5, decode_responses=True, health_check_interval=10,
+        socket_connect_timeout=2, socket_timeout=5, retry_on_timeout=False,
+    )
+    return Redis.from_pool(pool)
 
 
 def _redis_ctx(given: Redis | None):

@@ -98,6 +98,12 @@ def cmd_rules(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    from .worker_process import run
+
+    return asyncio.run(run(Settings(), consumer=args.consumer))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import main as demo
 
@@ -147,6 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     rules.add_argument("--out", help="directory to write (default: the packaged alert_rules/)")
     rules.add_argument("--check", action="store_true", help="only check that the files are up to date")
     rules.set_defaults(func=cmd_rules)
+
+    worker = sub.add_parser("worker", help="process stored alert notifications (needs REDIS_URL); run many")
+    worker.add_argument("--consumer", help="consumer name in the group (default: host and pid)")
+    worker.set_defaults(func=cmd_worker)
 
     demo = sub.add_parser("demo", help="replay an incident end to end and print the post-mortem it wrote")
     demo.set_defaults(func=cmd_demo)

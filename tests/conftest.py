@@ -95,8 +95,7 @@ async def fake_redis() -> AsyncIterator[Redis]:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    # No in-process incident worker unless a test asks for one: fakeredis answers blocking
-    # stream reads in ways that do not let a worker be cancelled cleanly.
+    # No in-process incident worker unless a test asks for one: most tests have no use for it.
     return Settings(_env_file=None, log_timezone="UTC", data_dir=tmp_path / "var",
                     postmortem_dir=tmp_path / "post-mortems", syslog_port=0, run_worker=False)
 

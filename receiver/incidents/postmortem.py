@@ -337,14 +337,15 @@ def _replace_unless_edited(path: Path, text: str) -> bool:
 
 
 def _replace(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename: readers see the old file or the new one."""
+    """Write to a temporary file beside `path`, then rename: readers see the old file or the new one.
+
+    No fsync: the incident in Redis is the record, and any change renders the file again.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
