@@ -99,25 +99,9 @@ def parse_httplog_line(line: str, tz: tzinfo) -> LogRecord:
         request,
     ) = m.groups()  # fmt: skip
 
-    seconds = _SECOND_CACHE.get(tz)
-    if seconds is None:
-        seconds = _SECOND_CACHE[tz] = {}
-    epoch_ms = seconds.get(stamp)
-    if epoch_ms is None:
-        epoch_ms = _epoch_ms(stamp, tz)
-        if len(seconds) >= _SECOND_CACHE_SIZE:
-            seconds.clear()
-        seconds[stamp] = epoch_ms
+    epoch_ms = _cached_epoch_ms(stamp, tz)
 
-    if not request or request == "<BADREQ>":  # also None: cut inside captured headers
-        method = path = "-"
-    else:
-        method, _, target = request.partition(" ")
-        path = target.partition(" ")[0]
-        if not path:
-            path = "-"
-        elif path[0] != "/" and "://" in path:
-            path = _origin_form(path)
+    method, path = _method_and_path(request)  # request is None when cut inside captured headers
 
     return LogRecord(
         (epoch_ms + int(millis)) / 1000,
@@ -143,6 +127,18 @@ def parse_httplog_line(line: str, tz: tzinfo) -> LogRecord:
         int(srv_queue),
         int(backend_queue),
     )
+
+
+def _method_and_path(request: str | None) -> tuple[str, str]:
+    if not request or request == "<BADREQ>":
+        return "-", "-"
+    method, _, target = request.partition(" ")
+    path = target.partition(" ")[0]
+    if not path:
+        return method, "-"
+    if path[0] != "/" and "://" in path:
+        return method, _origin_form(path)
+    return method, path
 
 
 def _cached_epoch_ms(stamp: str, tz: tzinfo) -> int:
@@ -192,15 +188,7 @@ def _split_fields(body: str, tz: tzinfo) -> LogRecord | None:
         request = request.rstrip("\r\n")
         if request[-1:] == '"':
             request = request[:-1]
-    if not request or request == "<BADREQ>":
-        method = path = "-"
-    else:
-        method, _, target = request.partition(" ")
-        path = target.partition(" ")[0]
-        if not path:
-            path = "-"
-        elif path[0] != "/" and "://" in path:
-            path = _origin_form(path)
+    method, path = _method_and_path(request)
     st, sz, tr, tw, tc, tresp, ta, ac, fc, bc, sc, rc, sq, bq = numbers
     return LogRecord(epoch_ms / 1000, ip, frontend, backend, server, method, path, st, sz, tr, tw, tc, tresp, ta,
                      termination, ac, fc, bc, sc, rc, sq, bq)

@@ -38,30 +38,19 @@ class LogIntake:
         return TimeBounds(now=self._now(), retention_seconds=self._retention, skew_seconds=self._skew)
 
     async def text(self, lines: Sequence[str], source: str) -> Batch:
-        batch = Batch()
-        bounds = self.bounds()
-        for start in range(0, len(lines), _CHUNK):
-            add_text_lines(batch, lines[start:start + _CHUNK], tz=self.tz, bounds=bounds, first=start + 1)
-            if start + _CHUNK < len(lines):
-                await asyncio.sleep(0)
-        await self._save(batch, source, len(lines))
-        return batch
+        return await self._ingest(add_text_lines, lines, source, tz=self.tz)
 
     async def ndjson(self, lines: Sequence[bytes], source: str) -> Batch:
-        batch = Batch()
-        bounds = self.bounds()
-        for start in range(0, len(lines), _CHUNK):
-            add_ndjson_lines(batch, lines[start:start + _CHUNK], bounds=bounds, first=start + 1)
-            if start + _CHUNK < len(lines):
-                await asyncio.sleep(0)
-        await self._save(batch, source, len(lines))
-        return batch
+        return await self._ingest(add_ndjson_lines, lines, source)
 
     async def entries(self, items: Sequence[object], source: str) -> Batch:
+        return await self._ingest(add_entries, items, source)
+
+    async def _ingest(self, add: Callable[..., None], items: Sequence, source: str, **options) -> Batch:
         batch = Batch()
         bounds = self.bounds()
         for start in range(0, len(items), _CHUNK):
-            add_entries(batch, items[start:start + _CHUNK], bounds=bounds, first=start + 1)
+            add(batch, items[start:start + _CHUNK], bounds=bounds, first=start + 1, **options)
             if start + _CHUNK < len(items):
                 await asyncio.sleep(0)
         await self._save(batch, source, len(items))
