@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import orjson
 from aiohttp import web
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agents import (
     AnalysisConfig,
@@ -34,6 +35,7 @@ from .appkeys import (
 from .auth import require_token
 from .errors import ApiError, InvalidBody, UnsupportedMediaType
 from .incidents import IncidentAnalysis
+from .metrics_api import utc_moment
 from .middleware import validation_detail
 from .settings import Settings
 
@@ -46,6 +48,11 @@ class AnalyzeBody(BaseModel):
     at: AwareDatetime | None = Field(None, description="RFC 3339 end of the window; default now.")
     backend: str | None = Field(None, min_length=1, max_length=200, description="Analyse one backend only.")
     postmortem: bool = Field(False, description="Also render a post-mortem draft of the report.")
+
+    @field_validator("at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return utc_moment(value)
 
 
 def analysis_config(settings: Settings) -> AnalysisConfig:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import codecs
+
 import orjson
 from aiohttp import web
 from pydantic import ValidationError
@@ -28,10 +30,15 @@ async def post_logs(request: web.Request) -> web.Response:
         )
     if request.content_length is not None and request.content_length > settings.max_body_bytes:
         raise ApiError(f"body larger than {settings.max_body_bytes} bytes", status=413, error="body_too_large")
+    charset = request.charset or "utf-8"
+    try:
+        codecs.lookup(charset)
+    except LookupError:
+        raise UnsupportedMediaType(f"unknown charset {charset!r}") from None
     body = await request.read()
     intake = request.app[INTAKE]
     if kind in TEXT_TYPES:
-        text = body.decode(request.charset or "utf-8", errors="replace")
+        text = body.decode(charset, errors="replace")
         batch = await intake.text(text.splitlines(), source="http")
     elif kind in NDJSON_TYPES:
         batch = await intake.ndjson(body.splitlines(), source="http")

@@ -30,7 +30,24 @@ class WindowParams(BaseModel):
     @field_validator("at")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
-        return value.astimezone(timezone.utc) if value else None
+        return utc_moment(value)
+
+
+EARLIEST = datetime(1970, 1, 2, tzinfo=timezone.utc)
+LATEST = datetime(9999, 12, 1, tzinfo=timezone.utc)
+
+
+def utc_moment(value: datetime | None) -> datetime | None:
+    """An `at` in UTC, refused (422) where a window ending there could not be computed."""
+    if value is None:
+        return None
+    try:
+        moment = value.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError("must be between 1970 and 9999") from None
+    if not EARLIEST <= moment <= LATEST:
+        raise ValueError("must be between 1970 and 9999")
+    return moment
 
 
 def _params(request: web.Request, allowed: set[str]) -> WindowParams:

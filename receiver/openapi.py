@@ -7,6 +7,7 @@ plain dicts are described by the small models below.
 
 from __future__ import annotations
 
+from functools import cache
 from importlib import metadata
 from typing import Any, Literal
 
@@ -438,10 +439,15 @@ def _version() -> str:
         return "0+unknown"
 
 
+@cache
+def _document_json() -> bytes:
+    # Built on first request, not with each app: it takes tens of milliseconds and never changes.
+    return orjson.dumps(openapi_document())
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    return web.Response(body=_document_json(), content_type="application/json")
+
+
 def setup_routes(app: web.Application) -> None:
-    body = orjson.dumps(openapi_document())
-
-    async def openapi_json(request: web.Request) -> web.Response:
-        return web.Response(body=body, content_type="application/json")
-
     app.router.add_get("/openapi.json", openapi_json)

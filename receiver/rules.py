@@ -7,7 +7,9 @@ the defaults, and a deployment with other thresholds renders its own
 Timing (see docs/alerting.md): rates and quantiles use a 1-minute window and alerts
 hold for 1 minute, which at a 15 s scrape and evaluation interval fires within
 1m30s of a clear step change and never on one bad 15 s interval, whose share of a
-1-minute window lasts at most four evaluations (45 s), short of the hold.
+1-minute window lasts at most four evaluations (45 s), short of the hold. `RuleTiming`
+holds these durations; a stack that scrapes every second (the end-to-end tests) renders
+the same rules with shorter ones.
 """
 
 from __future__ import annotations
@@ -26,10 +28,6 @@ SCRAPE_JOB = "incident-copilot"
 # Completed by Prometheus' external label `runbook_base_url`; without it the link stays
 # a path from the repository root, which Markdown rendered in the repository resolves.
 RUNBOOK_BASE = "{{ $externalLabels.runbook_base_url }}/docs/runbooks"
-
-HOLD = "1m"  # `for:` of the alerts; the windows are 1m (in the recording rules' names)
-SILENCE_WINDOW = "4m"  # plus HOLD: five minutes without a request
-REJECTION_WINDOW = "5m"
 
 # Go-template pieces of the annotations.
 BACKEND = "{{ $labels.backend }}"
@@ -51,6 +49,27 @@ MEMORY_RATIO = "job:incident_copilot_redis_memory:usage_ratio"
 
 
 @dataclass(frozen=True)
+class RuleTiming:
+    """Windows and holds of the rules, as Prometheus durations (whole seconds).
+
+    The defaults are the production timing of docs/alerting.md, for a 15 s scrape and
+    evaluation interval. Other values change the expressions, the holds and the words of
+    the annotations, never the names: the recording rules stay `...:rate1m` and
+    `...:rate1h_offset5m`, so alerts and dashboards read them the same way.
+    """
+
+    window: str = "1m"  # rates, ratios and quantiles
+    hold: str = "1m"  # `for:` of every alert that has one
+    silence: str = "4m"  # BackendTrafficDropped: no request in this long, then the hold
+    rejections: str = "5m"  # RedisRejectingConnections: any rejection in this long
+    baseline: str = "1h"  # the traffic baseline...
+    baseline_offset: str = "5m"  # ...ending this long ago
+
+
+PRODUCTION_TIMING = RuleTiming()
+
+
+@dataclass(frozen=True)
 class Recording:
     record: str
     expr: str
@@ -63,7 +82,7 @@ class Alert:
     expr: str
     labels: Mapping[str, str]
     annotations: Mapping[str, str]
-    hold: str | None = HOLD
+    hold: str | None
     comment: str = ""
 
 
@@ -74,16 +93,16 @@ class RuleGroup:
     comment: str = ""
 
 
-def render_rules(settings: Settings) -> dict[str, str]:
+def render_rules(settings: Settings, *, timing: RuleTiming = PRODUCTION_TIMING) -> dict[str, str]:
     """The rule files for these settings: file name -> YAML text."""
-    return {RULE_FILE: _render_file(settings, rule_groups(settings))}
+    return {RULE_FILE: _render_file(settings, timing, rule_groups(settings, timing))}
 
 
-def write_rules(settings: Settings, directory: Path) -> list[Path]:
+def write_rules(settings: Settings, directory: Path, *, timing: RuleTiming = PRODUCTION_TIMING) -> list[Path]:
     """Write the rendered rule files into `directory` (created if missing)."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, text in render_rules(settings).items():
+    for name, text in render_rules(settings, timing=timing).items():
         path = directory / name
         partial = path.with_name(f".{name}.tmp")
         partial.write_text(text, encoding="utf-8")
@@ -102,7 +121,7 @@ def stale_rule_files(settings: Settings, directory: Path) -> list[str]:
     return stale
 
 
-def rule_groups(settings: Settings) -> tuple[RuleGroup, ...]:
+def rule_groups(settings: Settings, timing: RuleTiming = PRODUCTION_TIMING) -> tuple[RuleGroup, ...]:
     signals = RuleGroup(
         name="incident-copilot.golden-signals",
         comment=(
@@ -110,22 +129,22 @@ def rule_groups(settings: Settings) -> tuple[RuleGroup, ...]:
             "evaluation instead of the previous one (15 s older)."
         ),
         rules=(
-            *_recordings(),
-            *_latency_alerts(settings),
-            *_error_alerts(settings),
-            *_saturation_alerts(settings),
-            *_traffic_alerts(settings),
+            *_recordings(timing),
+            *_latency_alerts(settings, timing),
+            *_error_alerts(settings, timing),
+            *_saturation_alerts(settings, timing),
+            *_traffic_alerts(settings, timing),
         ),
     )
-    ingestion = RuleGroup(name="incident-copilot.ingestion", rules=(_ingestion_down(),))
+    ingestion = RuleGroup(name="incident-copilot.ingestion", rules=(_ingestion_down(timing),))
     return signals, ingestion
 
 
-def _recordings() -> tuple[Recording, ...]:
+def _recordings(t: RuleTiming) -> tuple[Recording, ...]:
     return (
         Recording(
             REQUESTS,
-            "max by (frontend, backend, code_class) (rate(haproxy_log_requests_total[1m]))",
+            f"max by (frontend, backend, code_class) (rate(haproxy_log_requests_total[{t.window}]))",
             comment=(
                 "Every replica exposes the same counters from Redis: `max` keeps one copy. "
                 "The counters restart from zero at midnight UTC, which rate() reads as a reset."
@@ -135,7 +154,8 @@ def _recordings() -> tuple[Recording, ...]:
         Recording(
             BACKEND_BASELINE,
             "sum by (backend) (\n"
-            "  max by (frontend, backend, code_class) (rate(haproxy_log_requests_total[1h] offset 5m))\n"
+            "  max by (frontend, backend, code_class) "
+            f"(rate(haproxy_log_requests_total[{t.baseline}] offset {t.baseline_offset}))\n"
             ")",
             comment=(
                 "Traffic baseline: the hour ending five minutes ago, so a drop or a spike "
@@ -146,7 +166,7 @@ def _recordings() -> tuple[Recording, ...]:
         _ratio(RATIO_4XX, "4xx"),
         Recording(
             LATENCY_BUCKETS,
-            "max by (backend, le) (rate(haproxy_log_request_duration_seconds_bucket[1m]))",
+            f"max by (backend, le) (rate(haproxy_log_request_duration_seconds_bucket[{t.window}]))",
         ),
         Recording(P95, f"histogram_quantile(0.95, {LATENCY_BUCKETS})"),
         Recording(P99, f"histogram_quantile(0.99, {LATENCY_BUCKETS})"),
@@ -175,20 +195,21 @@ def _ratio(record: str, code_class: str) -> Recording:
     )
 
 
-def _latency_alerts(s: Settings) -> tuple[Alert, ...]:
+def _latency_alerts(s: Settings, t: RuleTiming) -> tuple[Alert, ...]:
     return (
-        _latency_alert(P95, "P95", s.latency_p95_threshold_ms, "warning", s, comment=(
+        _latency_alert(P95, "P95", s.latency_p95_threshold_ms, "warning", s, t, comment=(
             "Fires 1m-1m30s after a step change whose first 15 s lift the 1-minute P95 "
             "over the threshold; up to 2m15s when it only just crosses once the window "
             "is full. Silent below the traffic floor."
         )),
-        _latency_alert(P99, "P99", s.latency_p99_threshold_ms, "critical", s, comment=(
+        _latency_alert(P99, "P99", s.latency_p99_threshold_ms, "critical", s, t, comment=(
             "Timing as for P95. The critical inhibits the warning of the same backend."
         )),
     )
 
 
-def _latency_alert(record: str, name: str, ms: float, severity: str, s: Settings, *, comment: str) -> Alert:
+def _latency_alert(record: str, name: str, ms: float, severity: str, s: Settings, t: RuleTiming, *,
+                   comment: str) -> Alert:
     return Alert(
         "BackendLatencyHigh",
         _floored(f"{record} > {_number(ms / 1000)}", s),
@@ -197,31 +218,33 @@ def _latency_alert(record: str, name: str, ms: float, severity: str, s: Settings
             "summary": f"Backend {BACKEND}: {name} latency above {_duration(ms)}",
             "description": (
                 f"{name} latency (HAProxy Ta) of backend {BACKEND} is {VALUE_DURATION} "
-                f"over the last minute; the {severity} threshold is {_duration(ms)}."
+                f"over the last {_span(t.window)}; the {severity} threshold is {_duration(ms)}."
             ),
             "runbook_url": _runbook("latency", "BackendLatencyHigh"),
         },
+        hold=t.hold,
         comment=comment,
     )
 
 
-def _error_alerts(s: Settings) -> tuple[Alert, ...]:
+def _error_alerts(s: Settings, t: RuleTiming) -> tuple[Alert, ...]:
     return (
-        _error_alert("5xx", RATIO_5XX, s.error_rate_5xx_threshold_pct, "warning", s, comment=(
+        _error_alert("5xx", RATIO_5XX, s.error_rate_5xx_threshold_pct, "warning", s, t, comment=(
             "Fires 1m-1m30s after onset when the error share is at least four times the "
             "threshold, within 2m at 4/3 of it, up to 2m15s when it only just crosses. "
             "Silent below the traffic floor."
         )),
-        _error_alert("5xx", RATIO_5XX, s.error_rate_5xx_critical_pct, "critical", s, comment=(
+        _error_alert("5xx", RATIO_5XX, s.error_rate_5xx_critical_pct, "critical", s, t, comment=(
             "Timing as for the warning. The critical inhibits the warning of the same backend."
         )),
-        _error_alert("4xx", RATIO_4XX, s.error_rate_4xx_threshold_pct, "warning", s, comment=(
+        _error_alert("4xx", RATIO_4XX, s.error_rate_4xx_threshold_pct, "warning", s, t, comment=(
             "Timing as for 5xx."
         )),
     )
 
 
-def _error_alert(code_class: str, record: str, pct: float, severity: str, s: Settings, *, comment: str) -> Alert:
+def _error_alert(code_class: str, record: str, pct: float, severity: str, s: Settings, t: RuleTiming, *,
+                 comment: str) -> Alert:
     name = f"Backend{code_class}RateHigh"
     return Alert(
         name,
@@ -231,15 +254,16 @@ def _error_alert(code_class: str, record: str, pct: float, severity: str, s: Set
             "summary": f"Backend {BACKEND}: {code_class} rate above {_percent(pct)}",
             "description": (
                 f"{VALUE_PCT} of the requests to backend {BACKEND} were answered {code_class} "
-                f"over the last minute; the {severity} threshold is {_percent(pct)}."
+                f"over the last {_span(t.window)}; the {severity} threshold is {_percent(pct)}."
             ),
             "runbook_url": _runbook("errors", name),
         },
+        hold=t.hold,
         comment=comment,
     )
 
 
-def _saturation_alerts(s: Settings) -> tuple[Alert, ...]:
+def _saturation_alerts(s: Settings, t: RuleTiming) -> tuple[Alert, ...]:
     pct = s.memory_usage_threshold_pct
     return (
         Alert(
@@ -254,16 +278,17 @@ def _saturation_alerts(s: Settings) -> tuple[Alert, ...]:
                 ),
                 "runbook_url": _runbook("saturation", "RedisMemoryHigh"),
             },
+            hold=t.hold,
             comment="Fires 1m-1m30s after memory crosses the threshold; one high sample never does.",
         ),
         Alert(
             "RedisRejectingConnections",
-            f"max by (job) (increase(incident_copilot_redis_rejected_connections_total[{REJECTION_WINDOW}])) > 0",
+            f"max by (job) (increase(incident_copilot_redis_rejected_connections_total[{t.rejections}])) > 0",
             labels=_labels("warning", "saturation"),
             annotations={
                 "summary": "Redis is rejecting connections",
                 "description": (
-                    f"Redis rejected {VALUE_COUNT} connections in the last 5 minutes "
+                    f"Redis rejected {VALUE_COUNT} connections in the last {_span(t.rejections)} "
                     "(maxclients reached); any rejection warns."
                 ),
                 "runbook_url": _runbook("saturation", "RedisRejectingConnections"),
@@ -278,29 +303,32 @@ def _saturation_alerts(s: Settings) -> tuple[Alert, ...]:
     )
 
 
-def _traffic_alerts(s: Settings) -> tuple[Alert, ...]:
+def _traffic_alerts(s: Settings, t: RuleTiming) -> tuple[Alert, ...]:
     floor = s.min_requests_per_minute
     factor = s.traffic_spike_factor
+    quiet = _span(_seconds(t.silence) + _seconds(t.hold), article=True)
+    baseline = _span(t.baseline)
     return (
         Alert(
             "BackendTrafficDropped",
             "(\n"
             f"    {_at_least(f'{BACKEND_BASELINE} * 60', floor)}\n"
             "  unless on (backend)\n"
-            f"    sum by (backend) (increase(haproxy_log_requests_total[{SILENCE_WINDOW}])) > 0\n"
+            f"    sum by (backend) (increase(haproxy_log_requests_total[{t.silence}])) > 0\n"
             ")\n"
             "and on ()\n"
             f'  max(up{{job="{SCRAPE_JOB}"}}) == 1',
             labels=_labels("critical", "traffic"),
             annotations={
-                "summary": f"Backend {BACKEND}: no requests for 5 minutes",
+                "summary": f"Backend {BACKEND}: no requests for {quiet}",
                 "description": (
-                    f"Backend {BACKEND} has received no requests for 5 minutes after averaging "
-                    f"{VALUE} requests/min over the hour before; it alerts when that hour "
+                    f"Backend {BACKEND} has received no requests for {quiet} after averaging "
+                    f"{VALUE} requests/min over the {baseline} before; it alerts when that {baseline} "
                     + (f"averaged at least {_rate(floor)} requests/min." if floor > 0 else "had any traffic.")
                 ),
                 "runbook_url": _runbook("traffic", "BackendTrafficDropped"),
             },
+            hold=t.hold,
             comment=(
                 "No request in 4m, held 1m: fires 5m-5m30s after the last request. `unless` "
                 "(not `== 0`) so it keeps firing when the backend's series vanish at the "
@@ -319,12 +347,13 @@ def _traffic_alerts(s: Settings) -> tuple[Alert, ...]:
             annotations={
                 "summary": f"Backend {BACKEND}: traffic above {_number(factor)}x its baseline",
                 "description": (
-                    f"Backend {BACKEND} receives {VALUE}x its baseline request rate (last minute "
-                    "against the hour ending 5 minutes ago); the warning factor is "
-                    f"{_number(factor)}x."
+                    f"Backend {BACKEND} receives {VALUE}x its baseline request rate (last {_span(t.window)} "
+                    f"against the {baseline} ending {_span(t.baseline_offset, article=True)} ago); the "
+                    f"warning factor is {_number(factor)}x."
                 ),
                 "runbook_url": _runbook("traffic", "BackendTrafficSpike"),
             },
+            hold=t.hold,
             comment=(
                 "Fires 1m-1m30s after a jump big enough that its first 15 s lift the 1-minute "
                 "rate over the factor (more than 4 x factor - 3 times the baseline); a smaller "
@@ -334,7 +363,7 @@ def _traffic_alerts(s: Settings) -> tuple[Alert, ...]:
     )
 
 
-def _ingestion_down() -> Alert:
+def _ingestion_down(t: RuleTiming) -> Alert:
     up = f'up{{job="{SCRAPE_JOB}"}}'
     return Alert(
         "IngestionDown",
@@ -344,11 +373,13 @@ def _ingestion_down() -> Alert:
             "summary": "Incident Copilot is not being scraped",
             "description": (
                 f"Prometheus has not scraped job {SCRAPE_JOB}"
-                "{{ with $labels.instance }} at {{ . }}{{ end }} for a minute, or has no such "
+                "{{ with $labels.instance }} at {{ . }}{{ end }}"
+                f" for {_span(t.hold, article=True)}, or has no such "
                 "target: no golden signal is collected and no alert built on them can fire."
             ),
             "runbook_url": _runbook("traffic", "IngestionDown"),
         },
+        hold=t.hold,
         comment=(
             "Fires 1m-1m30s after the target stops answering (add the scrape timeout when it "
             "hangs); one failed scrape never does."
@@ -392,6 +423,35 @@ def _duration(ms: float) -> str:
     return f"{ms:g}ms" if ms < 1000 else f"{ms / 1000:g}s"
 
 
+_DURATION_PART = re.compile(r"(\d+)([smhdwy])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+
+
+def _seconds(duration: str | int) -> int:
+    """A Prometheus duration in whole seconds ("1m30s" -> 90); an int is taken as seconds."""
+    if isinstance(duration, int):
+        return duration
+    parts = _DURATION_PART.findall(duration)
+    if not parts or "".join(n + u for n, u in parts) != duration:
+        raise ValueError(f"not a Prometheus duration in whole seconds: {duration!r}")
+    total = sum(int(n) * _UNIT_SECONDS[u] for n, u in parts)
+    if total <= 0:
+        raise ValueError(f"a window or hold must be longer than zero: {duration!r}")
+    return total
+
+
+def _span(duration: str | int, *, article: bool = False) -> str:
+    """A duration in words: "minute" (or "a minute"), "5 minutes", "hour", "90 seconds"."""
+    seconds = _seconds(duration)
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        if seconds % size == 0:
+            count = seconds // size
+            if count > 1:
+                return f"{count} {unit}s"
+            return f"{'an' if unit == 'hour' else 'a'} {unit}" if article else unit
+    raise AssertionError("unreachable: every whole number of seconds is a number of seconds")
+
+
 # YAML emission: block style, comments kept, no YAML library needed at run time.
 
 _PLAIN = re.compile(r"[A-Za-z][\w.:/-]*(?<!:)|\d+[smhdwy]")
@@ -399,7 +459,7 @@ _YAML_WORDS = {"y", "n", "yes", "no", "true", "false", "on", "off", "null"}
 _WIDTH = 88
 
 
-def _render_file(settings: Settings, groups: tuple[RuleGroup, ...]) -> str:
+def _render_file(settings: Settings, timing: RuleTiming, groups: tuple[RuleGroup, ...]) -> str:
     fields = (
         "latency_p95_threshold_ms", "latency_p99_threshold_ms", "error_rate_5xx_threshold_pct",
         "error_rate_5xx_critical_pct", "error_rate_4xx_threshold_pct", "memory_usage_threshold_pct",
@@ -413,13 +473,10 @@ def _render_file(settings: Settings, groups: tuple[RuleGroup, ...]) -> str:
         "# settings and render again rather than editing this file. Rendered with:",
         *(f"#   {line}" for line in textwrap.wrap(used, _WIDTH - 4)),
         "#",
-        *_comment(
-            "Detection times assume a 15 s scrape and a 15 s evaluation interval; "
-            "docs/alerting.md explains them and tests/promtool/ proves them. Latency and "
-            "error alerts need the traffic floor (min_requests_per_minute) on the backend. "
-            "runbook_url is completed by Prometheus' external label `runbook_base_url`.",
-            "",
-        ),
+        *_comment(_timing_note(timing) + (
+            "Latency and error alerts need the traffic floor (min_requests_per_minute) on the "
+            "backend. runbook_url is completed by Prometheus' external label `runbook_base_url`."
+        ), ""),
         "groups:",
     ]
     for index, group in enumerate(groups):
@@ -431,6 +488,17 @@ def _render_file(settings: Settings, groups: tuple[RuleGroup, ...]) -> str:
         for rule in group.rules:
             out.extend(_rule(rule, "      "))
     return "\n".join(out) + "\n"
+
+
+def _timing_note(timing: RuleTiming) -> str:
+    if timing == PRODUCTION_TIMING:
+        return ("Detection times assume a 15 s scrape and a 15 s evaluation interval; "
+                "docs/alerting.md explains them and tests/promtool/ proves them. ")
+    used = ", ".join(f"{name}={getattr(timing, name)}" for name in RuleTiming.__dataclass_fields__)
+    return (f"Windows and holds shortened ({used}) for a stack that scrapes and evaluates "
+            "every few seconds; the recording rules keep their production names, and the "
+            "detection times in the comments below are those of the production timing "
+            "(docs/alerting.md), not these. ")
 
 
 def _rule(rule: Recording | Alert, indent: str) -> list[str]:

@@ -32,7 +32,10 @@ def parse_go_time(value: object) -> object:
     frac = (match["frac"] or "")[:6].ljust(6, "0")
     zone = "+00:00" if match["zone"] in ("Z", "z") else match["zone"]
     moment = datetime.fromisoformat(f"{match['base'].replace('t', 'T').replace(' ', 'T')}.{frac}{zone}")
-    return moment.astimezone(timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError("timestamp outside the years 1 to 9999 once in UTC") from None
 
 
 def _not_zero_time(value: object) -> object:

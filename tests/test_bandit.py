@@ -14,12 +14,7 @@ PACKAGES = ("ingestion", "agents", "receiver")
 
 # HIGH findings already known, by (test id, file). Each has its own test below that fails as
 # expected until the finding is fixed; `strict` then asks for its removal from this list.
-KNOWN_HIGH = {
-    ("B701", "receiver/incidents/postmortem.py"):
-        "jinja2 autoescape=False in template_environment(): the templates are markdown and the filters "
-        "escape, so mark that line `# nosec B701` (the reason on the line above), or pass "
-        "autoescape=jinja2.select_autoescape(('html',), default=False)",
-}
+
 
 
 def describe(finding: dict) -> str:
@@ -43,19 +38,10 @@ def high(report: dict) -> list[dict]:
 
 
 def test_no_high_severity_finding(report: dict) -> None:
-    new = [f for f in high(report) if (f["test_id"], f["filename"]) not in KNOWN_HIGH]
-    assert not new, "bandit HIGH findings:\n" + "\n".join(describe(f) for f in new)
+    found = high(report)
+    assert not found, "bandit HIGH findings:\n" + "\n".join(describe(f) for f in found)
 
 
 def test_every_package_was_scanned(report: dict) -> None:
     scanned = {Path(name).parts[0] for name in report["metrics"] if name != "_totals"}
     assert scanned == set(PACKAGES)
-
-
-@pytest.mark.parametrize("known", [
-    pytest.param(key, marks=pytest.mark.xfail(strict=True, reason=reason), id=f"{key[0]}-{key[1]}")
-    for key, reason in KNOWN_HIGH.items()
-])
-def test_known_high_finding_is_fixed(report: dict, known: tuple[str, str]) -> None:
-    still = [f for f in high(report) if (f["test_id"], f["filename"]) == known]
-    assert not still, "\n".join(describe(f) for f in still)

@@ -224,7 +224,8 @@ def _first(evidence: list[Evidence], metric: str, window: int | None) -> Evidenc
 def template_environment(directory: Path | None = None) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(directory or resource_dir("templates"))),
-        autoescape=False,  # markdown, not HTML: the filters below escape instead
+        # Markdown, not HTML: the filters below escape for markdown; HTML templates would be escaped.
+        autoescape=jinja2.select_autoescape(("html",), default=False),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
