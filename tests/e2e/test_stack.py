@@ -1,0 +1,107 @@
+"""A backend fails behind HAProxy: Prometheus alerts, Alertmanager calls the webhook, the service opens an
+incident naming the backend and the signal, and resolves it once the backend heals. The test-sized rules
+that make this take a minute are the production rules with shorter windows and holds."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from receiver.rules import RULE_FILE, render_rules, write_rules
+
+from .stack import BACKEND, E2E_TIMING, Stack, service_settings
+
+ALERT = "Backend5xxRateHigh"
+# Bounds on each wait; the stack needs a fraction of each (1 s intervals, E2E_TIMING).
+FIRE_SECONDS = 60
+NOTIFY_SECONDS = 30
+RESOLVE_SECONDS = 90
+
+
+def firing(alerts: list[dict], name: str) -> list[dict]:
+    return [a for a in alerts if a["labels"]["alertname"] == name and a["state"] == "firing"]
+
+
+@pytest.mark.e2e
+async def test_a_failing_backend_opens_an_incident_naming_it_and_resolves_when_it_heals(stack: Stack):
+    # Steady healthy traffic raises nothing.
+    assert await stack.prometheus_alerts() == []
+    assert await stack.incidents() == []
+    assert set(stack.traffic.answers) == {"200"}, stack.traffic.answers
+
+    # The backend fails every request with a 500.
+    await stack.set_demo_mode("failing", status="500", pct="100")
+    alerts = await stack.wait_for(f"{ALERT} to fire in Prometheus", stack.prometheus_alerts,
+                                  lambda alerts: firing(alerts, ALERT), timeout=FIRE_SECONDS)
+    for alert in firing(alerts, ALERT):
+        assert alert["labels"]["backend"] == BACKEND
+        assert alert["labels"]["signal"] == "errors"
+        assert alert["annotations"]["runbook_url"].endswith("/docs/runbooks/errors.md#backend5xxratehigh")
+
+    # Alertmanager calls the webhook; the worker opens the incident and analyses it.
+    found = await stack.wait_for(f"an incident for {ALERT}", stack.incidents, bool, timeout=NOTIFY_SECONDS)
+    assert [(i["alertnames"], i["status"]) for i in found] == [([ALERT], "open")], found
+    ident = found[0]["id"]
+    incident = await stack.wait_for("the analysis of the incident", lambda: stack.incident(ident),
+                                    lambda found: found["report"] is not None, timeout=NOTIFY_SECONDS)
+    assert incident["status"] == "open" and incident["analysis_error"] is None
+    assert {(a["labels"]["backend"], a["labels"]["signal"]) for a in incident["alerts"]} == {(BACKEND, "errors")}
+    report = incident["report"]
+    assert report["backend"] == BACKEND
+    assert report["synthesis"]["mode"] == "rules"  # no API key
+    (errors,) = [f for f in report["findings"] if f["specialist"] == "errors"]
+    # Over the analysed window (10 min, most of it healthy) the share of 5xx is lower than the alert's.
+    assert errors["severity"] in ("warning", "critical"), errors
+    assert any(e["metric"] == "error_rate_5xx_pct" and e["value"] > 5 for e in errors["evidence"]), errors
+
+    postmortem = await stack.postmortem(ident)
+    assert f"backend `{BACKEND}`" in postmortem
+    assert ALERT in postmortem and "5xx error rate" in postmortem
+    written = Path(stack.postmortem_dir, incident["postmortem_file"])
+    assert written.read_text(encoding="utf-8") == postmortem  # the endpoint serves the file
+
+    # The backend heals: the alert resolves, and so does the incident, with its times.
+    await stack.set_demo_mode("healthy")
+    resolved = await stack.wait_for(
+        "the incident to resolve and be checked", lambda: stack.incident(ident),
+        lambda found: found["status"] == "resolved" and found["recheck"] is not None, timeout=RESOLVE_SECONDS,
+    )
+    assert not firing(await stack.prometheus_alerts(), ALERT)
+    durations = resolved["durations_seconds"]
+    assert all(durations[name] is not None and durations[name] >= 0
+               for name in ("time_to_detect", "time_to_diagnose", "time_to_resolve")), durations
+    assert resolved["ended_at"] is not None and resolved["resolve_notified_at"] is not None
+    kinds = [entry["kind"] for entry in resolved["timeline"]]
+    assert kinds[0] == "onset" and {"notified", "diagnosed", "resolved", "resolve_notified"} <= set(kinds), kinds
+    final = written.read_text(encoding="utf-8")
+    assert "**Status:** Resolved" in final and f"backend `{BACKEND}`" in final and ALERT in final
+
+    # Nothing but this incident: the traffic stayed steady throughout, and reached the clients.
+    assert [i["id"] for i in await stack.incidents()] == [ident]
+    assert stack.traffic.answers["500"] > 0 and stack.traffic.answers["200"] > 0, stack.traffic.answers
+
+
+def rules_by_name(text: str) -> list[tuple[str, dict]]:
+    return [(rule.get("record") or rule["alert"], rule.get("labels", {}))
+            for group in yaml.safe_load(text)["groups"] for rule in group["rules"]]
+
+
+@pytest.mark.promtool
+def test_the_test_sized_rules_are_the_production_rules_with_shorter_durations(tmp_path: Path):
+    settings = service_settings()
+    production = render_rules(settings)[RULE_FILE]
+    short = render_rules(settings, timing=E2E_TIMING)[RULE_FILE]
+    assert rules_by_name(short) == rules_by_name(production)
+    durations = set(re.findall(r"\[(\w+)\]|offset (\w+)|for: (\w+)", short))
+    assert {d for found in durations for d in found if d} == {"15s", "5s", "30s", "10s"}
+    assert "over the last 15 seconds" in short and "over the last minute" not in short
+    if shutil.which("promtool") is None:
+        pytest.skip("promtool not on PATH (Debian package `prometheus`)")
+    (path,) = write_rules(settings, tmp_path / "rules", timing=E2E_TIMING)
+    result = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
