@@ -342,7 +342,12 @@ def _traffic_alerts(s: Settings, t: RuleTiming) -> tuple[Alert, ...]:
             f"{BACKEND_REQUESTS}\n"
             "/ on (backend)\n"
             f"({_at_least(BACKEND_BASELINE, floor, per_second=True)})\n"
-            f"> {_number(factor)}",
+            f"> {_number(factor)}\n"
+            # Only against a full baseline: Prometheus must have scraped the backend before the
+            # baseline began, or a fresh server divides minutes of traffic by a whole hour.
+            "and on (backend)\n"
+            "max by (backend) (present_over_time(haproxy_log_requests_total"
+            f"[{t.window}] offset {_seconds(t.baseline) + _seconds(t.baseline_offset)}s))",
             labels=_labels("warning", "traffic"),
             annotations={
                 "summary": f"Backend {BACKEND}: traffic above {_number(factor)}x its baseline",
@@ -357,7 +362,8 @@ def _traffic_alerts(s: Settings, t: RuleTiming) -> tuple[Alert, ...]:
             comment=(
                 "Fires 1m-1m30s after a jump big enough that its first 15 s lift the 1-minute "
                 "rate over the factor (more than 4 x factor - 3 times the baseline); a smaller "
-                "jump takes up to 45 s more. Silent when the baseline is below the traffic floor."
+                "jump takes up to 45 s more. Silent when the baseline is below the traffic floor, "
+                "and until Prometheus holds a full baseline hour of the backend."
             ),
         ),
     )
