@@ -38,6 +38,8 @@ def evaluate_errors(s: SignalSnapshot, t: Thresholds) -> Assessment:
                  window_minutes=window, scope=scope),
         Evidence(metric="error_rate_4xx_pct", value=ov.error_rate_4xx_pct, threshold=t.error_rate_4xx_pct, unit="%",
                  window_minutes=window, scope=scope),
+        Evidence(metric="requests", value=float(ov.total_requests), unit="requests", window_minutes=window,
+                 scope=scope),
     ]
     if ov.total_requests == 0:
         return Assessment("errors", Severity.ok, "No requests in the window: error rates not measured.",

@@ -51,6 +51,7 @@ _SIGNAL_NAMES = {
     "requests_per_minute": "Traffic",
     "baseline_requests_per_minute": "Traffic baseline",
     "queued_requests_pct": "Queued requests",
+    "requests": "Requests",
     "mean_queue_ms": "Mean time in queue (Tw)",
     "mean_response_ms": "Mean response time (Tr)",
     "redis_memory_used_pct": "Redis memory used",
@@ -197,7 +198,11 @@ def impact(report: Report, *, slo_target_pct: float) -> Impact:
     error_rate = _first(evidence, "error_rate_5xx_pct", window)
     rate = _first(evidence, "requests_per_minute", window)
     baseline = _first(evidence, "baseline_requests_per_minute", None)
-    requests = round(rate.value * window) if rate is not None and rate.value is not None else None
+    counted = _first(evidence, "requests", window)
+    if counted is not None and counted.window_minutes == window:
+        requests = round(counted.value)
+    else:  # a report without the count: estimate it from the recent rate
+        requests = round(rate.value * window) if rate is not None and rate.value is not None else None
     failed = (round(requests * error_rate.value / 100)
               if requests is not None and error_rate is not None and error_rate.value is not None else None)
     allowed_pct = 100.0 - slo_target_pct
