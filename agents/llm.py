@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +16,8 @@ from .config import AnalysisConfig
 from .metrics import AnalysisMetrics
 from .report import TokenUsage
 
+log = logging.getLogger(__name__)
+
 
 class ModelFailure(Exception):
     """A model step whose answer cannot be used; `reason` is recorded as the step's fallback reason."""
@@ -22,6 +25,20 @@ class ModelFailure(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+DEADLINE_REASON = "analysis deadline exceeded"
+
+
+def fallback_reason(error: Exception) -> str:
+    """Why a model step's answer was not used, for its Provenance."""
+    if isinstance(error, ModelFailure):
+        return error.reason
+    if isinstance(error, TimeoutError):
+        return DEADLINE_REASON
+    # A defect in handling the answer must not cost the analysis: log it, fall back.
+    log.exception("model step failed unexpectedly")
+    return f"unexpected error in the model step ({type(error).__name__})"
 
 
 class LLMClient:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from dataclasses import dataclass
 
@@ -11,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .assessment import Assessment
 from .config import AnalysisConfig
-from .llm import LLMClient, ModelFailure
+from .llm import LLMClient, fallback_reason
 from .loop import LoopProgress, SubmitTool, run_tool_loop
 from .metrics import AnalysisMetrics
 from .prompts import specialist_prompt, specialist_system
@@ -21,9 +20,7 @@ from .signals import SignalSource
 from .specialist_spec import SpecialistSpec
 from .tools import Toolbox
 
-log = logging.getLogger(__name__)
 _MAX_EVIDENCE = 12
-DEADLINE_REASON = "analysis deadline exceeded"
 
 
 class FindingSubmission(BaseModel):
@@ -127,13 +124,8 @@ async def run_specialist(
                 metrics=plan.metrics,
                 progress=progress,
             )
-    except ModelFailure as failure:
-        reason = failure.reason
-    except TimeoutError:
-        reason = DEADLINE_REASON
-    except Exception as exc:  # a defect in handling the answer must not cost the analysis
-        log.exception("model step failed unexpectedly")
-        reason = f"unexpected error in the model step ({type(exc).__name__})"
+    except Exception as exc:  # every failure of the model step falls back to the rules
+        reason = fallback_reason(exc)
     else:
         provenance = Provenance(mode="llm", model=plan.llm.model, tokens=result.tokens, tool_rounds=result.tool_rounds,
                                 duration_ms=_ms_since(started))

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from .assessment import Assessment, Cause, worst_cause_first
-from .llm import ModelFailure
+from .llm import fallback_reason
 from .loop import LoopProgress, SubmitTool, run_tool_loop
 from .playbook import ALL_CLEAR, recommend
 from .prompts import SYNTHESIS_SYSTEM, synthesis_prompt
 from .report import Finding, Provenance, Severity
 from .request import AlertContext, ResolvedScope
-from .specialist import DEADLINE_REASON, ModelPlan
+from .specialist import ModelPlan
 
-log = logging.getLogger(__name__)
 _ORDER = {"latency": 0, "errors": 1, "saturation": 2, "traffic": 3}
 _MAX_TITLE = 120
 
@@ -91,13 +89,8 @@ async def run_synthesis(
                 metrics=plan.metrics,
                 progress=progress,
             )
-    except ModelFailure as failure:
-        reason = failure.reason
-    except TimeoutError:
-        reason = DEADLINE_REASON
-    except Exception as exc:  # a defect in handling the answer must not cost the analysis
-        log.exception("model step failed unexpectedly")
-        reason = f"unexpected error in the model step ({type(exc).__name__})"
+    except Exception as exc:  # every failure of the model step falls back to the rules
+        reason = fallback_reason(exc)
     else:
         return result.answer, Provenance(mode="llm", model=plan.llm.model, tokens=result.tokens,
                                          duration_ms=_ms_since(started))

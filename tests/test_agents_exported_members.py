@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import agents
+from tests.imports import imported_modules
 
 AGENTS_DIR = Path(agents.__file__).parent
 
@@ -19,16 +19,6 @@ def test_exported_members():
     assert agents.EVAL_SCENARIOS[-1] == "redis-saturation"
     for name in set(agents.__all__) - {"EVAL_SCENARIOS"}:
         assert getattr(agents, name).__module__.startswith("agents."), name
-
-
-def imported_modules(path: Path) -> set[str]:
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.add(node.module)
-    return found
 
 
 def test_agents_never_import_the_receiver_and_only_the_async_client():

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 from receiver import incidents
+from tests.imports import imported_modules
 
 INCIDENTS_DIR = Path(incidents.__file__).parent
 
@@ -18,16 +18,6 @@ def test_exported_members() -> None:
     ]
     for name in incidents.__all__:
         assert getattr(incidents, name).__module__.startswith("receiver.incidents."), name
-
-
-def imported_modules(path: Path) -> set[str]:
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.add(node.module)
-    return found
 
 
 def test_incidents_know_nothing_of_http_and_use_only_the_public_analysis_api() -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import ingestion
+from tests.imports import imported_modules
 
 INGESTION_DIR = Path(ingestion.__file__).parent
 OURS = {"agents", "receiver", "tests", "bench"}
@@ -23,11 +23,5 @@ def test_exported_members():
 
 def test_ingestion_imports_nothing_else_of_the_project():
     for path in INGESTION_DIR.glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                roots = {alias.name.split(".")[0] for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                roots = {node.module.split(".")[0]}
-            else:
-                continue
-            assert not roots & OURS, f"{path.name} imports {roots & OURS}"
+        roots = {module.split(".")[0] for module in imported_modules(path)}
+        assert not roots & OURS, f"{path.name} imports {roots & OURS}"
