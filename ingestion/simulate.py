@@ -115,6 +115,47 @@ def _lines(
             offset_s += rng.expovariate(conditions.rate)
 
 
+class LiveTraffic:
+    """A scenario's traffic for stretches of time as they pass, for replaying it live.
+
+    Where ``generate_lines`` follows the minutes of a run, here the caller decides when the
+    incident holds: its conditions are those of the incident's last minute, fully developed.
+
+    Example::
+
+        traffic = LiveTraffic("deploy-regression", rps=40)
+        send(traffic.lines(t0, t0 + 0.5, incident=False))
+        send(traffic.lines(t0 + 0.5, t0 + 1.0, incident=True))
+    """
+
+    _RUN_MINUTES = 3 + OUTAGE_MIN_MINUTES  # long enough for every scenario
+
+    def __init__(self, scenario: str, *, rps: float, seed: int = 0, tz: tzinfo = timezone.utc) -> None:
+        _check_scenario(scenario, self._RUN_MINUTES)
+        if rps <= 0:
+            raise ValueError("rps must be positive")
+        self._rng = random.Random(seed)
+        self._site = _Site.draw(self._rng)
+        self._tz = tz
+        onset, end = _incident_minutes(scenario, self._RUN_MINUTES)
+        last = 0 if end is None else end - 1
+        self._healthy = _conditions("baseline", 0, self._RUN_MINUTES, rps, self._rng)
+        self._incident = _conditions(scenario, last, self._RUN_MINUTES, rps, self._rng)
+
+    def lines(self, start: float, end: float, *, incident: bool) -> list[str]:
+        """The requests accepted from ``start`` to ``end`` (Unix seconds), in accept-date order."""
+        conditions = self._incident if incident else self._healthy
+        if conditions is None:  # an outage: nothing reaches HAProxy
+            return []
+        out: list[str] = []
+        ts = start + self._rng.expovariate(conditions.rate)
+        while ts < end:
+            record, client_port = _request(self._rng, int(ts * 1000), conditions, self._site)
+            out.append(format_httplog_line(record, self._tz, client_port=client_port))
+            ts += self._rng.expovariate(conditions.rate)
+        return out
+
+
 def format_httplog_line(record: LogRecord, tz: tzinfo, *, client_port: int = 40000) -> str:
     """``record`` as HAProxy's default httplog line, its accept date in ``tz``."""
     seconds, millis = divmod(round(record.ts * 1000), 1000)

@@ -2,8 +2,11 @@
 
 The service runs in this process with its embedded Redis (under var/demo, wiped at the
 start so every run tells the same story). A deploy regression is replayed as HAProxy
-lines, the alert reaches `POST /alerts` as Alertmanager would deliver it, the worker
-analyses it, and the post-mortem it writes is summarised here.
+lines. Where Prometheus and Alertmanager are installed, the lines are sent as they happen
+and the alert takes the real path: Prometheus scrapes the service and fires, Alertmanager
+calls `POST /alerts` (demo_alerting). Elsewhere the scenario's last minutes are replayed
+at once and the same payload is posted directly. The worker analyses the incident, and
+the post-mortem it writes is summarised here.
 """
 
 from __future__ import annotations
@@ -12,21 +15,26 @@ import asyncio
 import hashlib
 import secrets
 import shutil
+import signal
 import sys
 import time
 from datetime import datetime, timedelta, timezone
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-from ingestion.simulate import generate_lines, scenario_timeline
+from ingestion.simulate import LiveTraffic, generate_lines, scenario_timeline
 
+from . import demo_alerting
 from .app import create_app
 from .settings import Settings
 
 SCENARIO = "deploy-regression"
 MINUTES = 9
+HISTORY_MINUTES = 8
 RPS = 25.0
 BATCH_LINES = 5000
 
@@ -63,8 +71,7 @@ def alertmanager_payload(status: str, *, backend: str, starts_at: datetime, ends
     }
 
 
-async def _replay(session: aiohttp.ClientSession, base: str, start: datetime) -> int:
-    lines = list(generate_lines(SCENARIO, start=start, minutes=MINUTES, rps=RPS, seed=42))
+async def _post_lines(session: aiohttp.ClientSession, base: str, lines: list[str]) -> int:
     accepted = 0
     for i in range(0, len(lines), BATCH_LINES):
         body = "\n".join(lines[i:i + BATCH_LINES]) + "\n"
@@ -90,13 +97,20 @@ async def _wait_for(session: aiohttp.ClientSession, url: str, ready, what: str, 
         await asyncio.sleep(0.2)
 
 
-async def run_demo(data_dir: Path = Path("var/demo")) -> int:
+async def run_demo(data_dir: Path = Path("var/demo"), *, alerting: bool | None = None) -> int:
+    """Run the demo; `alerting` None uses real Prometheus and Alertmanager when they are installed."""
     started = time.monotonic()
     shutil.rmtree(data_dir, ignore_errors=True)
+    why_not = demo_alerting.unavailable() if alerting is not False else "not asked for"
+    if alerting and why_not:
+        raise RuntimeError(f"cannot run Prometheus and Alertmanager: {why_not}")
     token = secrets.token_urlsafe(16)
     settings = Settings(
         _env_file=None, data_dir=data_dir / "redis", postmortem_dir=data_dir / "post-mortems",
         syslog_port=0, log_format="text", log_level="WARNING", log_timezone="UTC", webhook_token=token,
+        # Alerts fire seconds after the onset here, not minutes: analyse the minutes around it
+        # rather than the usual ten, most of which would be the healthy time before.
+        analysis_window_minutes=1,
     )
     _step(f"starting the service with an embedded Redis under {data_dir}/redis")
     runner = web.AppRunner(create_app(settings), access_log=None)
@@ -107,53 +121,81 @@ async def run_demo(data_dir: Path = Path("var/demo")) -> int:
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
-            now = datetime.now(timezone.utc).replace(microsecond=0)
-            start = now - timedelta(minutes=MINUTES)
-            timeline = scenario_timeline(SCENARIO, start, MINUTES)
-            _step(f"replaying '{SCENARIO}': {MINUTES} minutes of HAProxy lines at ~{RPS:.0f} req/s; "
-                  f"backend {timeline.backend} degrades at {timeline.onset:%H:%M} UTC")
-            accepted = await _replay(session, base, start)
-            async with session.get(f"{base}/metrics/backends", params={"window": "5"}) as resp:
-                stats = {b["backend"]: b for b in (await resp.json())["backends"]}
-            api = stats[timeline.backend]
-            print(f"    {accepted:,} lines ingested; {timeline.backend} over the last 5 min: "
-                  f"P99 {api['p99_ms']:.0f} ms, 5xx {api['error_rate_5xx_pct']:.1f} %")
-
-            alert_start = timeline.onset + timedelta(minutes=1, seconds=30)
-            _step("delivering the alert as Alertmanager would (POST /alerts, bearer token)")
-            payload = alertmanager_payload("firing", backend=timeline.backend, starts_at=alert_start, ends_at=None,
-                                           external_url=base, p99_seconds=(api["p99_ms"] or 0) / 1000)
-            headers = {"Authorization": f"Bearer {token}"}
-            async with session.post(f"{base}/alerts", json=payload, headers=headers) as resp:
-                if resp.status != 200:
-                    raise RuntimeError(f"webhook refused: {resp.status} {await resp.text()}")
-
-            _step("analysing: four specialists in parallel, then the synthesis (rules mode without a key)")
-            rows = await _wait_for(session, f"{base}/incidents", lambda rows: rows and rows[0].get("diagnosed_at"),
-                                   "the analysis")
-            incident_id = rows[0]["id"]
-            _step("resolving the alert, as Alertmanager does when the rule stops firing")
-            resolved = alertmanager_payload("resolved", backend=timeline.backend, starts_at=alert_start,
-                                            ends_at=datetime.now(timezone.utc), external_url=base,
-                                            p99_seconds=(api["p99_ms"] or 0) / 1000)
-            async with session.post(f"{base}/alerts", json=resolved, headers=headers) as resp:
-                resp.raise_for_status()
-            incident = await _wait_for(
-                session, f"{base}/incidents/{incident_id}",
-                lambda body: body["status"] == "resolved" and not body.get("recheck_pending"), "the resolution")
-            path = settings.postmortem_dir / rows[0]["postmortem_file"]
-            _print_summary(incident, path)
+            if why_not is None:
+                incidents = await _live(session, base, port=port, settings=settings, token=token, data_dir=data_dir)
+            else:
+                _step(f"Prometheus and Alertmanager: {why_not}; the alert is posted as Alertmanager would post it")
+                incidents = await _replayed(session, base, token)
     finally:
         await runner.cleanup()
-    print(f"\ndone in {time.monotonic() - started:.1f} s. Read it: less {path}")
+    paths = [settings.postmortem_dir / incident["postmortem_file"] for incident in incidents]
+    for incident, path in zip(incidents, paths):
+        _print_summary(incident, path)
+    print(f"\ndone in {time.monotonic() - started:.1f} s. Read it: less {paths[0]}")
     return 0
+
+
+async def _live(session: aiohttp.ClientSession, base: str, *, port: int, settings: Settings, token: str,
+                data_dir: Path) -> list[dict]:
+    """History first, then the incident as it happens, through real Prometheus and Alertmanager."""
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    _step(f"replaying the last {HISTORY_MINUTES} minutes of healthy HAProxy lines at ~{RPS:.0f} req/s")
+    lines = list(generate_lines("baseline", start=now - timedelta(minutes=HISTORY_MINUTES), minutes=HISTORY_MINUTES,
+                                rps=RPS, seed=42))
+    print(f"    {await _post_lines(session, base, lines):,} lines ingested")
+    backend = scenario_timeline(SCENARIO, now, MINUTES).backend or "api"
+    traffic = LiveTraffic(SCENARIO, rps=RPS, seed=43)
+    return await demo_alerting.deliver_through_alerting(
+        session, base, port=port, settings=settings, token=token, data_dir=data_dir, traffic=traffic,
+        backend=backend, step=_step)
+
+
+async def _replayed(session: aiohttp.ClientSession, base: str, token: str) -> list[dict]:
+    """The scenario's last minutes replayed at once, the alert posted as Alertmanager would post it."""
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    start = now - timedelta(minutes=MINUTES)
+    timeline = scenario_timeline(SCENARIO, start, MINUTES)
+    _step(f"replaying '{SCENARIO}': {MINUTES} minutes of HAProxy lines at ~{RPS:.0f} req/s; "
+          f"backend {timeline.backend} degrades at {timeline.onset:%H:%M} UTC")
+    lines = list(generate_lines(SCENARIO, start=start, minutes=MINUTES, rps=RPS, seed=42))
+    accepted = await _post_lines(session, base, lines)
+    async with session.get(f"{base}/metrics/backends", params={"window": "5"}) as resp:
+        stats = {b["backend"]: b for b in (await resp.json())["backends"]}
+    api = stats[timeline.backend]
+    print(f"    {accepted:,} lines ingested; {timeline.backend} over the last 5 min: "
+          f"P99 {api['p99_ms']:.0f} ms, 5xx {api['error_rate_5xx_pct']:.1f} %")
+
+    alert_start = timeline.onset + timedelta(minutes=1, seconds=30)
+    _step("delivering the alert as Alertmanager would (POST /alerts, bearer token)")
+    payload = alertmanager_payload("firing", backend=timeline.backend, starts_at=alert_start, ends_at=None,
+                                   external_url=base, p99_seconds=(api["p99_ms"] or 0) / 1000)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with session.post(f"{base}/alerts", json=payload, headers=headers) as resp:
+        if resp.status != 200:
+            raise RuntimeError(f"webhook refused: {resp.status} {await resp.text()}")
+
+    _step("analysing: four specialists in parallel, then the synthesis (rules mode without a key)")
+    rows = await _wait_for(session, f"{base}/incidents", lambda rows: rows and rows[0].get("diagnosed_at"),
+                           "the analysis")
+    incident_id = rows[0]["id"]
+    _step("resolving the alert, as Alertmanager does when the rule stops firing")
+    resolved = alertmanager_payload("resolved", backend=timeline.backend, starts_at=alert_start,
+                                    ends_at=datetime.now(timezone.utc), external_url=base,
+                                    p99_seconds=(api["p99_ms"] or 0) / 1000)
+    async with session.post(f"{base}/alerts", json=resolved, headers=headers) as resp:
+        resp.raise_for_status()
+    incident = await _wait_for(
+        session, f"{base}/incidents/{incident_id}",
+        lambda body: body["status"] == "resolved" and not body.get("recheck_pending"), "the resolution")
+    return [incident]
 
 
 def _print_summary(incident: dict, path: Path) -> None:
     report = incident.get("report") or {}
     durations = incident.get("durations_seconds") or {}
     print()
-    print(f"  incident   {incident['id']}  ({incident['status']}, {incident['severity']})")
+    print(f"  incident   {incident['id']}  ({incident['status']}, {incident['severity']}): "
+          f"{', '.join(incident.get('alertnames') or [])}")
     print(f"  title      {report.get('title', '-')}")
     print(f"  diagnosis  {report.get('diagnosis', '-')}")
     for number, recommendation in enumerate(report.get("recommendations", [])[:3], 1):
@@ -172,7 +214,17 @@ def _duration(seconds: float | None) -> str:
 
 def main() -> int:
     try:
-        return asyncio.run(run_demo())
+        return asyncio.run(_until_stopped(run_demo()))
     except RuntimeError as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
         return 1
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("demo stopped", file=sys.stderr)
+        return 130
+
+
+async def _until_stopped(demo: Coroutine[Any, Any, int]) -> int:
+    """Run `demo`; SIGTERM cancels it like Ctrl-C does, so the programs it started are stopped too."""
+    task = asyncio.ensure_future(demo)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    return await task

@@ -2,20 +2,60 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
+from receiver import demo_alerting
 from receiver.demo import run_demo
 
-pytestmark = pytest.mark.integration
+
+def written_postmortems(data_dir: Path) -> list[str]:
+    return [p.read_text() for p in (data_dir / "post-mortems").glob("*.md") if p.name != "README.md"]
 
 
-async def test_the_demo_writes_a_post_mortem_naming_the_backend_and_runs_again(tmp_path, capsys):
+@pytest.mark.integration
+async def test_without_prometheus_the_demo_posts_the_alert_itself_and_runs_again(tmp_path, capsys):
+    for _ in range(2):
+        assert await run_demo(tmp_path / "demo", alerting=False) == 0
+        postmortems = written_postmortems(tmp_path / "demo")
+        assert len(postmortems) == 1  # each run starts from a clean slate
+        text = postmortems[0]
+        assert "backend `api`" in text and "sH" in text and "**Status:** Resolved" in text
+        out = capsys.readouterr().out
+        assert "posted as Alertmanager would post it" in out
+        assert "post-mortem" in out and "api:" in out and "to resolve" in out
+
+
+@pytest.mark.e2e
+async def test_the_alert_goes_through_real_prometheus_and_alertmanager_and_the_demo_runs_again(tmp_path, capsys):
+    if why := demo_alerting.unavailable():
+        pytest.skip(why)
     for _ in range(2):
         assert await run_demo(tmp_path / "demo") == 0
-        written = list((tmp_path / "demo" / "post-mortems").glob("*.md"))
-        postmortems = [p for p in written if p.name != "README.md"]
-        assert len(postmortems) == 1  # each run starts from a clean slate
-        text = postmortems[0].read_text()
-        assert "api" in text and "sH" in text and "Resolved" in text
         out = capsys.readouterr().out
-        assert "post-mortem" in out and "api:" in out and "to resolve" in out
+        # Each step shows as it happens: Prometheus fires, Alertmanager calls the webhook, then resolves.
+        assert re.search(r"Prometheus: BackendLatencyHigh on api is firing", out), out
+        assert re.search(r"Alertmanager -> POST /alerts: incident \S+ opened \(BackendLatencyHigh\)", out), out
+        assert re.search(r"Alertmanager -> POST /alerts: incident \S+ resolved", out), out
+        postmortems = written_postmortems(tmp_path / "demo")
+        assert postmortems and len(postmortems) <= 2  # latency, and 5xx if it crossed too; nothing else
+        latency = [text for text in postmortems if "BackendLatencyHigh" in text]
+        assert latency, postmortems
+        assert "backend `api`" in latency[0] and "**Status:** Resolved" in latency[0]
+        assert "P99" in latency[0]
+        assert processes_mentioning(tmp_path) == []  # Prometheus and Alertmanager stopped with the demo
+
+
+def processes_mentioning(path: Path) -> list[str]:
+    """Command lines of the running processes that name `path`."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue  # gone meanwhile
+        if any(str(path).encode() in arg for arg in argv):
+            found.append(b" ".join(argv).decode(errors="replace"))
+    return found

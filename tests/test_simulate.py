@@ -13,6 +13,7 @@ from ingestion.records import LogRecord
 from ingestion.simulate import (
     SCENARIOS,
     SERVER_TIMEOUT_MS,
+    LiveTraffic,
     generate_lines,
     scenario_onset,
     scenario_timeline,
@@ -199,3 +200,26 @@ def test_refuses_runs_that_cannot_show_the_scenario(kwargs: dict[str, object], m
     scenario = arguments.pop("scenario")
     with pytest.raises(ValueError, match=message):
         generate_lines(scenario, **arguments)
+
+
+def test_live_traffic_covers_each_stretch_asked_for_healthy_or_in_the_incident() -> None:
+    traffic = LiveTraffic("deploy-regression", rps=50, seed=3)
+    t0 = START.timestamp()
+    healthy = [parse_httplog_line(line, UTC) for line in traffic.lines(t0, t0 + 60, incident=False)]
+    broken = [parse_httplog_line(line, UTC) for line in traffic.lines(t0 + 60, t0 + 120, incident=True)]
+    for stretch, start in ((healthy, t0), (broken, t0 + 60)):
+        times = [r.ts for r in stretch]
+        assert times == sorted(times) and start <= times[0] and times[-1] < start + 60
+        assert 2400 < len(stretch) < 3600  # about 50 requests a second
+    api_healthy = [r for r in healthy if r.backend == "api"]
+    api_broken = [r for r in broken if r.backend == "api"]
+    assert p99([r.time_active for r in api_healthy]) < 500 < 1000 < p99([r.time_active for r in api_broken])
+    assert share([r for r in api_broken if r.status >= 500], api_broken) > 0.15  # the incident at its worst
+    assert share([r for r in api_healthy if r.status >= 500], api_healthy) < 0.02
+
+
+def test_live_outage_sends_nothing_while_it_lasts() -> None:
+    traffic = LiveTraffic("outage", rps=20)
+    t0 = START.timestamp()
+    assert traffic.lines(t0, t0 + 10, incident=True) == []
+    assert traffic.lines(t0 + 10, t0 + 20, incident=False)
