@@ -196,6 +196,11 @@ class ProcessGroup:
         process.start()
         return process
 
+    async def retire(self, process: ChildProcess) -> None:
+        """Stop one program for good: it is no longer expected to run."""
+        self.processes.remove(process)
+        await asyncio.to_thread(process.stop)
+
     def check_running(self) -> None:
         """Raise if a program has stopped on its own."""
         for process in self.processes:

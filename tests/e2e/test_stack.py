@@ -44,12 +44,9 @@ async def test_a_failing_backend_opens_an_incident_naming_it_and_resolves_when_i
         assert alert["annotations"]["runbook_url"].endswith("/docs/runbooks/errors.md#backend5xxratehigh")
 
     # Alertmanager calls the webhook; the worker opens the incident and analyses it.
-    found = await stack.wait_for(f"an incident for {ALERT}", stack.incidents, bool, timeout=NOTIFY_SECONDS)
-    assert [(i["alertnames"], i["status"]) for i in found] == [([ALERT], "open")], found
-    ident = found[0]["id"]
-    incident = await stack.wait_for("the analysis of the incident", lambda: stack.incident(ident),
-                                    lambda found: found["report"] is not None, timeout=NOTIFY_SECONDS)
-    assert incident["status"] == "open" and incident["analysis_error"] is None
+    incident = await incident_for(stack, ALERT, known=set())
+    ident = incident["id"]
+    assert incident["alertnames"] == [ALERT] and incident["status"] == "open"
     assert {(a["labels"]["backend"], a["labels"]["signal"]) for a in incident["alerts"]} == {(BACKEND, "errors")}
     report = incident["report"]
     assert report["backend"] == BACKEND
@@ -67,16 +64,10 @@ async def test_a_failing_backend_opens_an_incident_naming_it_and_resolves_when_i
 
     # The backend heals: the alert resolves, and so does the incident, with its times.
     await stack.set_demo_mode("healthy")
-    resolved = await stack.wait_for(
-        "the incident to resolve and be checked", lambda: stack.incident(ident),
-        lambda found: found["status"] == "resolved" and found["recheck"] is not None, timeout=RESOLVE_SECONDS,
-    )
+    done = await resolved(stack, ident)
     assert not firing(await stack.prometheus_alerts(), ALERT)
-    durations = resolved["durations_seconds"]
-    assert all(durations[name] is not None and durations[name] >= 0
-               for name in ("time_to_detect", "time_to_diagnose", "time_to_resolve")), durations
-    assert resolved["ended_at"] is not None and resolved["resolve_notified_at"] is not None
-    kinds = [entry["kind"] for entry in resolved["timeline"]]
+    assert done["ended_at"] is not None and done["resolve_notified_at"] is not None
+    kinds = [entry["kind"] for entry in done["timeline"]]
     assert kinds[0] == "onset" and {"notified", "diagnosed", "resolved", "resolve_notified"} <= set(kinds), kinds
     final = written.read_text(encoding="utf-8")
     assert "**Status:** Resolved" in final and f"backend `{BACKEND}`" in final and ALERT in final
@@ -84,6 +75,56 @@ async def test_a_failing_backend_opens_an_incident_naming_it_and_resolves_when_i
     # Nothing but this incident: the traffic stayed steady throughout, and reached the clients.
     assert [i["id"] for i in await stack.incidents()] == [ident]
     assert stack.traffic.answers["500"] > 0 and stack.traffic.answers["200"] > 0, stack.traffic.answers
+
+
+@pytest.mark.e2e
+async def test_a_slow_backend_then_a_stopped_one_each_open_an_incident_naming_the_signal(stack: Stack):
+    # Slow: every answer takes 1.5 s. P99 crosses 1 s; the critical inhibits the P95 warning.
+    await stack.set_demo_mode("slow", delay_ms="1500")
+    slow = await incident_for(stack, "BackendLatencyHigh", known=set())
+    assert {(a["labels"]["signal"], a["labels"]["severity"]) for a in slow["alerts"]} == {("latency", "critical")}
+    (latency,) = [f for f in slow["report"]["findings"] if f["specialist"] == "latency"]
+    assert latency["severity"] == "critical", latency
+    assert any(e["metric"] == "latency_p99_ms" and e["value"] > 1000 for e in latency["evidence"]), latency
+    postmortem = await stack.postmortem(slow["id"])
+    assert f"backend `{BACKEND}`" in postmortem and "P99" in postmortem
+    await stack.set_demo_mode("healthy")
+    await resolved(stack, slow["id"])
+
+    # Stopped: HAProxy retries, marks the server down and answers 503 itself.
+    await stack.stop_backend()
+    down = await incident_for(stack, ALERT, known={slow["id"]})
+    (errors,) = [f for f in down["report"]["findings"] if f["specialist"] == "errors"]
+    assert errors["severity"] in ("warning", "critical"), errors
+    assert stack.traffic.answers["503"] > 0, stack.traffic.answers
+    postmortem = await stack.postmortem(down["id"])
+    assert f"backend `{BACKEND}`" in postmortem and ALERT in postmortem
+    assert "SC" in postmortem, postmortem  # the termination state of refused connections
+    await stack.start_backend()
+    await resolved(stack, down["id"])
+
+
+async def incident_for(stack: Stack, alertname: str, *, known: set[str]) -> dict:
+    """The new incident for `alertname`, once analysed: its row of the list and its whole record."""
+    def new(found: list[dict]) -> list[dict]:
+        return [i for i in found if i["id"] not in known and alertname in i["alertnames"]]
+
+    (row,) = new(await stack.wait_for(f"an incident for {alertname}", stack.incidents, new,
+                                      timeout=FIRE_SECONDS + NOTIFY_SECONDS))
+    incident = await stack.wait_for("its analysis", lambda: stack.incident(row["id"]),
+                                    lambda found: found["report"] is not None, timeout=NOTIFY_SECONDS)
+    assert incident["report"]["backend"] == BACKEND and incident["analysis_error"] is None
+    return {**row, **incident}
+
+
+async def resolved(stack: Stack, ident: str) -> dict:
+    incident = await stack.wait_for(
+        "the incident to resolve and be checked", lambda: stack.incident(ident),
+        lambda found: found["status"] == "resolved" and found["recheck"] is not None, timeout=RESOLVE_SECONDS,
+    )
+    assert all(incident["durations_seconds"][name] is not None
+               for name in ("time_to_detect", "time_to_diagnose", "time_to_resolve")), incident
+    return incident
 
 
 def rules_by_name(text: str) -> list[tuple[str, dict]]:
@@ -98,8 +139,9 @@ def test_the_test_sized_rules_are_the_production_rules_with_shorter_durations(tm
     short = render_rules(settings, timing=E2E_TIMING)[RULE_FILE]
     assert rules_by_name(short) == rules_by_name(production)
     durations = set(re.findall(r"\[(\w+)\]|offset (\w+)|for: (\w+)", short))
-    # the spike's full-baseline check looks back over the baseline and its offset together
-    assert {d for found in durations for d in found if d} == {"15s", "5s", "30s", "10s", "40s"}
+    # the traffic baseline keeps its hour, five minutes back; the spike's full-baseline check
+    # looks back over both together
+    assert {d for found in durations for d in found if d} == {"15s", "5s", "30s", "1h", "5m", "3900s"}
     assert "over the last 15 seconds" in short and "over the last minute" not in short
     if shutil.which("promtool") is None:
         pytest.skip("promtool not on PATH (Debian package `prometheus`)")
