@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from ingestion import collect_metrics, render_metrics
 
-from .appkeys import QUERIES, REDIS, REGISTRY, SETTINGS
+from .appkeys import QUERIES, REDIS, REGISTRY
 from .errors import InvalidBody
 from .middleware import validation_detail
 

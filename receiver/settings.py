@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     )
     syslog_host: str = Field("127.0.0.1", description="Address of the syslog listener (UDP and TCP).")
     syslog_port: int = Field(5140, ge=0, description="Port of the syslog listener; 0 disables it.")
+    syslog_queue_lines: int = Field(
+        200_000, ge=1, description="Syslog lines held while Redis falls behind (about 250 bytes each); beyond: dropped."
+    )
 
     # Golden-signal thresholds: the alert rules are rendered from these.
     latency_p95_threshold_ms: float = Field(500, gt=0, description="P95 above this: warning.")
@@ -65,5 +68,8 @@ class Settings(BaseSettings):
     ingest_token: SecretStr | None = Field(None, description="Bearer token required on `POST /logs`.")
     run_worker: bool = Field(True, description="Run an incident worker inside the service.")
     analysis_concurrency: int = Field(2, ge=1, description="Analyses a worker runs at once.")
+    worker_reclaim_idle_seconds: float = Field(
+        60, gt=0, description="A notification a worker took and left this long (it died) is taken over by another."
+    )
     postmortem_dir: Path = Field(Path("docs/post-mortems"), description="Where post-mortems are written.")
     slo_target_pct: float = Field(99.9, gt=0, lt=100, description="Availability SLO for error-budget figures.")

@@ -30,6 +30,7 @@ from ingestion.syslog_framing import StreamFramer, message_lines
 from .appkeys import INTAKE, REGISTRY, SERVICE_METRICS, SETTINGS, SYSLOG, SYSLOG_LIMITS
 from .log_intake import LogIntake
 from .service_metrics import ServiceMetrics
+from .settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,8 @@ _READ_PAUSE_SECONDS = 0.001
 @dataclass(frozen=True, slots=True)
 class SyslogLimits:
     # Held in memory at most, about 250 bytes a line; beyond it new lines are dropped.
-    # At 50,000 lines/s, 200,000 lines ride out a four-second Redis outage.
-    queue_lines: int = 200_000
+    # At 50,000 lines/s, the default 200,000 lines ride out a four-second Redis outage.
+    queue_lines: int = Settings.model_fields["syslog_queue_lines"].default
     batch_lines: int = 5_000  # a write starts as soon as this many lines wait...
     flush_seconds: float = 0.1  # ...and at the latest this long after the previous one
     # Absorbs arrivals while a batch is being parsed on the loop: 4 MiB holds about
@@ -393,7 +394,8 @@ async def syslog_ctx(app: web.Application) -> AsyncIterator[None]:
     if not settings.syslog_port:
         yield
         return
-    listener = SyslogListener(app[INTAKE], app[SERVICE_METRICS], app.get(SYSLOG_LIMITS, SyslogLimits()))
+    limits = app.get(SYSLOG_LIMITS) or SyslogLimits(queue_lines=settings.syslog_queue_lines)
+    listener = SyslogListener(app[INTAKE], app[SERVICE_METRICS], limits)
     await listener.start(settings.syslog_host, settings.syslog_port)
     app[SYSLOG] = listener
     registry = app[REGISTRY]

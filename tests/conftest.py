@@ -19,6 +19,9 @@ from redis.asyncio import Redis
 from receiver.embedded_redis import find_redis_server
 from receiver.settings import Settings
 
+# Each write reaches the disk before Redis answers it: a restart, even a crash, loses nothing acknowledged.
+DURABLE = ("--appendonly", "yes", "--appendfsync", "always")
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -55,25 +58,43 @@ class RedisServer:
                 time.sleep(0.025)
         raise RuntimeError(f"redis-server on port {self.port} did not start")
 
-    def stop(self) -> None:
+    def stop(self, *, kill: bool = False) -> None:
+        """SIGTERM (Redis shuts down cleanly) or, with `kill`, SIGKILL: a crash, only what is on disk survives."""
         if self.process and self.process.poll() is None:
-            self.process.terminate()
+            if kill:
+                self.process.kill()
+            else:
+                self.process.terminate()
             self.process.wait(10)
         self.process = None
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
+def redis_binary() -> str:
     try:
-        binary = find_redis_server()
+        return find_redis_server()
     except RuntimeError as exc:
         pytest.fail(str(exc))
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
     directory = Path(tempfile.mkdtemp(prefix="ic-redis-"))
-    server = RedisServer(binary, directory)
+    server = RedisServer(redis_binary(), directory)
     server.start()
     yield server
     server.stop()
     shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def durable_redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of its own that writes every change to its append-only file before answering."""
+    directory = tmp_path / "redis"
+    directory.mkdir()
+    server = RedisServer(redis_binary(), directory, *DURABLE)
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

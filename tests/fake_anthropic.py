@@ -3,6 +3,7 @@
 Replies are queued per route: the specialist a request comes from ("latency", "errors",
 "saturation", "traffic") or "synthesis". Each reply is a message body (see `tool_use`,
 `submit_finding`, ...), an `Error`, or a `Delayed` one. Every request body is recorded.
+`hold()` keeps every request waiting, unanswered, until `release()`.
 """
 
 from __future__ import annotations
@@ -54,10 +55,18 @@ class FakeMessagesAPI:
     base_url: str = ""
     in_flight: int = 0
     max_in_flight: int = 0
+    gate: asyncio.Event | None = None
     _scripts: dict[str, deque[Reply]] = field(default_factory=lambda: defaultdict(deque))
 
     def script(self, route: str, *replies: Reply) -> None:
         self._scripts[route].extend(replies)
+
+    def hold(self) -> None:
+        self.gate = asyncio.Event()
+
+    def release(self) -> None:
+        if self.gate is not None:
+            self.gate.set()
 
     def sent(self, route: str) -> list[dict[str, Any]]:
         """The request bodies one route sent, in order."""
@@ -81,6 +90,8 @@ class FakeMessagesAPI:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
+            if self.gate is not None:
+                await self.gate.wait()
             if self.latency:
                 await asyncio.sleep(self.latency)
             while isinstance(reply, Delayed):

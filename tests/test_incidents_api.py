@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -13,54 +12,13 @@ from receiver.appkeys import ALERT_STREAM, INCIDENT_ANALYSIS
 from receiver.incidents import IncidentAnalysis
 from receiver.settings import Settings
 
-from .test_incidents_support import FakeAnalysis, eventually, group_payload, ok_report, payload
+from .test_incidents_support import FakeAnalysis, Service, eventually, group_payload, ok_report, payload
 
 pytestmark = pytest.mark.integration
 
 
 def configured(settings: Settings, **overrides) -> Settings:
     return Settings(_env_file=None, **{**settings.model_dump(), **overrides})
-
-
-class Service:
-    def __init__(self, client, analyse: FakeAnalysis, recheck: FakeAnalysis, directory: Path) -> None:
-        self.client = client
-        self.analyse = analyse
-        self.recheck = recheck
-        self.directory = directory
-
-    async def post(self, body) -> None:
-        response = await self.client.post("/alerts", json=body)
-        assert response.status == 200, await response.text()
-
-    async def incidents(self, **query) -> list[dict]:
-        response = await self.client.get("/incidents", params=query)
-        assert response.status == 200
-        return await response.json()
-
-    async def incident(self, ident: str) -> dict:
-        response = await self.client.get(f"/incidents/{ident}")
-        assert response.status == 200
-        return await response.json()
-
-    async def settled(self) -> None:
-        """Wait until every stored notification was taken and acknowledged."""
-        stream = self.client.server.app[ALERT_STREAM]
-
-        async def check():
-            depth = await stream.depth()
-            return depth.waiting == 0 and depth.pending == 0
-
-        await eventually(check)
-
-    async def diagnosed(self, count: int = 1):
-        """Wait for `count` analysed incidents whose notifications are fully processed (post-mortems written)."""
-        async def check():
-            rows = await self.incidents(limit=500)
-            return rows if len(rows) == count and all(r["diagnosed_at"] for r in rows) else None
-        rows = await eventually(check, timeout=60)
-        await self.settled()
-        return rows
 
 
 @pytest.fixture
@@ -70,7 +28,8 @@ async def service(real_redis: Redis, settings: Settings, aiohttp_client) -> Serv
     analyse, recheck = FakeAnalysis(delay=0.01), FakeAnalysis(ok_report())
     app = create_app(settings, redis=real_redis)
     app[INCIDENT_ANALYSIS] = IncidentAnalysis(analyse=analyse, recheck=recheck)
-    return Service(await aiohttp_client(app), analyse, recheck, settings.postmortem_dir)
+    client = await aiohttp_client(app)
+    return Service(client, app[ALERT_STREAM], settings.postmortem_dir, analyse=analyse, recheck=recheck)
 
 
 async def test_from_alert_to_post_mortem(service: Service) -> None:

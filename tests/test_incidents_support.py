@@ -1,4 +1,4 @@
-"""Builders shared by the webhook, incident and post-mortem tests (this module holds no tests)."""
+"""Builders and a client shared by the webhook, incident and post-mortem tests (this module holds no tests)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from agents import AnalysisRequest, Evidence, Finding, Provenance, Report, Severity, TokenUsage
-from receiver.incidents import Delivery
+from receiver.incidents import AlertStream, Delivery
 from receiver.webhook import Notification
 
 FIXTURES = Path(__file__).parent / "fixtures" / "alertmanager"
@@ -139,3 +139,49 @@ async def eventually(check, *, timeout: float = 10.0, interval: float = 0.02):
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout} s; last answer: {answer!r}")
         await asyncio.sleep(interval)
+
+
+class Service:
+    """The service as Alertmanager and its users see it, over HTTP, and the alert stream behind it.
+
+    `client` is pytest-aiohttp's test client or a `ClientSession` with the service's `base_url`.
+    """
+
+    def __init__(self, client, stream: AlertStream, directory: Path, *, analyse: FakeAnalysis | None = None,
+                 recheck: FakeAnalysis | None = None) -> None:
+        self.client = client
+        self.stream = stream
+        self.directory = directory
+        self.analyse = analyse
+        self.recheck = recheck
+
+    async def post(self, body) -> None:
+        response = await self.client.post("/alerts", json=body)
+        assert response.status == 200, await response.text()
+
+    async def incidents(self, **query) -> list[dict]:
+        response = await self.client.get("/incidents", params=query)
+        assert response.status == 200
+        return await response.json()
+
+    async def incident(self, ident: str) -> dict:
+        response = await self.client.get(f"/incidents/{ident}")
+        assert response.status == 200
+        return await response.json()
+
+    async def settled(self) -> None:
+        """Wait until every stored notification was taken and acknowledged."""
+        async def check():
+            depth = await self.stream.depth()
+            return depth.waiting == 0 and depth.pending == 0
+
+        await eventually(check)
+
+    async def diagnosed(self, count: int = 1):
+        """Wait for `count` analysed incidents whose notifications are fully processed (post-mortems written)."""
+        async def check():
+            rows = await self.incidents(limit=500)
+            return rows if len(rows) == count and all(r["diagnosed_at"] for r in rows) else None
+        rows = await eventually(check, timeout=60)
+        await self.settled()
+        return rows
