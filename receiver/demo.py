@@ -108,9 +108,6 @@ async def run_demo(data_dir: Path = Path("var/demo"), *, alerting: bool | None =
     settings = Settings(
         _env_file=None, data_dir=data_dir / "redis", postmortem_dir=data_dir / "post-mortems",
         syslog_port=0, log_format="text", log_level="WARNING", log_timezone="UTC", webhook_token=token,
-        # Alerts fire seconds after the onset here, not minutes: analyse the minutes around it
-        # rather than the usual ten, most of which would be the healthy time before.
-        analysis_window_minutes=1,
     )
     _step(f"starting the service with an embedded Redis under {data_dir}/redis")
     runner = web.AppRunner(create_app(settings), access_log=None)

@@ -60,7 +60,12 @@ class Settings(BaseSettings):
     llm_max_concurrency: int = Field(4, ge=1, description="Model calls in flight at once.")
     llm_max_analyses_per_hour: int = Field(30, ge=0, description="Model-backed analyses an hour; beyond: rules.")
     analysis_deadline_seconds: float = Field(60, gt=0, description="Deadline of a whole analysis.")
-    analysis_window_minutes: int = Field(10, ge=1, description="Default window of an analysis.")
+    analysis_window_minutes: int = Field(10, ge=1, description="Default window of `POST /analyze`.")
+    incident_window_min_minutes: int = Field(
+        3, ge=1, le=60,
+        description="An incident is analysed from a minute before its onset to the notification, and over "
+                    "at least this many minutes.",
+    )
 
     # Receiver
     webhook_token: SecretStr | None = Field(None, description="Bearer token required on `POST /alerts`.")

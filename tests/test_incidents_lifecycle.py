@@ -82,7 +82,7 @@ def test_opening_records_the_alerts_and_asks_for_an_analysis_of_their_onset() ->
     due = lifecycle.owed_analysis(incident, "1-0")
     assert due is not None and lifecycle.owed_analysis(incident, "other") is None
     request = lifecycle.analysis_request(incident, due)
-    assert request.at == T0 and request.backend == "api" and request.window_minutes == 10
+    assert request.at == T0 and request.backend == "api" and request.window_minutes == 3  # onset 30 s before, and a minute
     assert request.alerts[0].labels["backend"] == "api" and request.alerts[0].severity == "critical"
 
 

@@ -59,7 +59,9 @@ class Policy:
     # The analysed window ends at the notification, or this long after the onset if that is earlier,
     # so a notification read late from the queue still looks at the onset.
     latest_after_onset: timedelta = timedelta(minutes=30)
-    min_window_minutes: int = 10
+    # The analysed window runs from a minute before the onset: a window of fixed length would
+    # be mostly the healthy time before a fresh incident, and dilute it below its thresholds.
+    min_window_minutes: int = 3
     max_window_minutes: int = 60
     recheck_window_minutes: int = 5
     max_alerts: int = 200
@@ -244,8 +246,8 @@ def _merge_alerts(recorded: list[AlertRecord], incoming: list[Alert], received: 
 
 
 def _window(at: datetime, onset: datetime, policy: Policy) -> int:
-    """Minutes from just before the onset to `at`, within the policy's bounds."""
-    since_onset = math.ceil((at - onset).total_seconds() / 60) + 2
+    """Minutes from a minute before the onset (the alert's own window) to `at`, within the policy's bounds."""
+    since_onset = math.ceil((at - onset).total_seconds() / 60) + 1
     return max(policy.min_window_minutes, min(since_onset, policy.max_window_minutes))
 
 

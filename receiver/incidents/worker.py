@@ -362,7 +362,7 @@ def build_worker(redis: Redis, analysis: IncidentAnalysis, settings: Settings, *
         postmortems=PostmortemWriter(settings.postmortem_dir, slo_target_pct=settings.slo_target_pct),
         metrics=metrics, consumer=consumer, concurrency=settings.analysis_concurrency,
         claim_min_idle=settings.worker_reclaim_idle_seconds,
-        policy=Policy(min_window_minutes=settings.analysis_window_minutes),
+        policy=Policy(min_window_minutes=settings.incident_window_min_minutes),
     )
 
 
