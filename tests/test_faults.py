@@ -58,7 +58,7 @@ async def test_redis_crash_mid_analysis_loses_no_incident(aiohttp_client, aiohtt
     model.hold()
     service = await start_service(aiohttp_client, settings, redis_url=durable_redis_server.url,
                                   anthropic_api_key=SecretStr("sk-test"), anthropic_base_url=model.base_url,
-                                  worker_reclaim_idle_seconds=2)
+                                  worker_reclaim_idle_seconds=30)
     await service.post(payload("backend-5xx-firing"))
 
     async def analysing() -> bool:
@@ -79,6 +79,8 @@ async def test_redis_crash_mid_analysis_loses_no_incident(aiohttp_client, aiohtt
     report = (await service.incident(row["id"]))["report"]
     assert report["synthesis"]["mode"] == "llm" and report["diagnosis"].startswith("Model: ")
     assert "No diagnosis yet." not in (service.directory / row["postmortem_file"]).read_text()
+    # The finished analysis waited for Redis instead of being thrown away and paid for again.
+    assert len(model.sent("synthesis")) == 1
 
 
 async def test_an_unreachable_model_falls_back_to_the_rules(aiohttp_client, settings, redis_server, real_redis):

@@ -274,7 +274,7 @@ class IncidentWorker:
             return incident
         report, error = await self._run("analysis", self.analysis.analyse, lifecycle.analysis_request(incident, due))
         if report is not None:
-            return await self.incidents.change(
+            return await self._keep_result(
                 incident.id, lambda c: lifecycle.attach_report(c, due, report, now=self._now()))
         return await self.incidents.change(
             incident.id, lambda c: lifecycle.record_analysis_failure(c, due, error or "unknown error", now=self._now()))
@@ -286,10 +286,28 @@ class IncidentWorker:
         check = self.analysis.recheck or self.analysis.analyse
         report, error = await self._run("recheck", check, lifecycle.recheck_request(incident, due))
         if report is not None:
-            return await self.incidents.change(
+            return await self._keep_result(
                 incident.id, lambda c: lifecycle.attach_recheck(c, due, report, now=self._now()))
         return await self.incidents.change(
             incident.id, lambda c: lifecycle.record_recheck_failure(c, due, error or "unknown error", now=self._now()))
+
+    async def _keep_result(self, incident_id: str, change: Callable[[Incident], Incident]) -> Incident:
+        """Store a finished analysis, waiting out a short Redis outage rather than analysing again.
+
+        Retried for as long as no other worker may reclaim the notification; after that the
+        error stands, and whoever reclaims it runs the analysis again.
+        """
+        delay = self.retry_seconds[0]
+        deadline = time.monotonic() + self.claim_min_idle
+        while True:
+            try:
+                return await self.incidents.change(incident_id, change)
+            except TRANSIENT as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("redis unavailable; storing the analysis again in %.1f s: %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.retry_seconds[1])
 
     async def _run(self, kind: str, analyse: Analyse, request: AnalysisRequest) -> tuple[Report | None, str | None]:
         """One analysis under the concurrency limit; a failure is returned, a transient one raised."""
