@@ -9,31 +9,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import aiohttp
-import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import line_pool, percentile, redis_server, rss_mb, service  # noqa: E402
-
-
-def to_ndjson(line: str) -> bytes:
-    # The same request as JSON, built from the raw line's fields.
-    head, _, request = line.partition(' "')
-    parts = head.split(" ")
-    stamp = datetime.strptime(parts[1][1:-1], "%d/%b/%Y:%H:%M:%S.%f").replace(tzinfo=timezone.utc)
-    timers = parts[4].split("/")
-    return json.dumps({
-        "time_local": stamp.isoformat(), "client_ip": parts[0].rsplit(":", 1)[0], "frontend_name": parts[2],
-        "backend_name": parts[3].split("/")[0], "http_request": request.rstrip('"'), "status_code": int(parts[5]),
-        "bytes_read": int(parts[6]), "time_request": int(timers[0]), "time_connect": int(timers[2]),
-        "time_response": int(timers[3]), "time_active": int(timers[4]), "termination_state": parts[9],
-    }).encode()
+from harness import (  # noqa: E402
+    METRICS_QUERIES, line_pool, percentile, redis_mb, redis_server, rss_mb, service, to_ndjson,
+)
 
 
 async def blast(url: str, bodies: list[bytes], kind: str, concurrency: int) -> float:
@@ -68,14 +53,10 @@ async def single_entries(url: str, entries: list[bytes], concurrency: int) -> tu
 
 
 async def query_p99(url: str, rounds: int) -> dict[str, tuple[float, float]]:
-    endpoints = ["overview", "status-codes", "response-times", "backends", "frontends", "paths",
-                 "termination-states", "rps?minutes=60", "saturation"]
     out = {}
     async with aiohttp.ClientSession() as session:
-        for name in endpoints:
-            target = f"{url}/metrics/{name}{'&' if '?' in name else '?'}window=60"
-            if name.startswith("rps"):
-                target = f"{url}/metrics/{name}"
+        for name in METRICS_QUERIES:
+            target = f"{url}/metrics/{name}"
             times = []
             for _ in range(rounds):
                 t = time.perf_counter()
@@ -91,12 +72,6 @@ def chunks(lines: list[str], size: int) -> list[bytes]:
     return [("\n".join(lines[i:i + size]) + "\n").encode() for i in range(0, len(lines), size)]
 
 
-def redis_mb(url: str) -> float:
-    client = redis.Redis.from_url(url)
-    client.execute_command("MEMORY", "PURGE")
-    return client.info("memory")["used_memory"] / 2**20
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--lines", type=int, default=1_000_000)
@@ -106,7 +81,7 @@ async def main() -> None:
     args = parser.parse_args()
 
     pool = line_pool(200_000)
-    with redis_server() as redis_url, service(redis_url) as (url, pid):
+    with redis_server() as redis_url, service(redis_url) as (url, pid, _):
         empty_mb = redis_mb(redis_url)
         # Warm up the route caches and the admission sets.
         await blast(url, chunks(pool[:20_000], args.batch), "text/plain", args.concurrency)

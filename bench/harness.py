@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -12,11 +13,20 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import defaultdict
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NamedTuple
+
+import redis
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parent.parent
+# Every `/metrics/*` endpoint, as a dashboard asks for the last hour.
+METRICS_QUERIES = ("overview?window=60", "status-codes?window=60", "response-times?window=60",
+                   "backends?window=60", "frontends?window=60", "paths?window=60",
+                   "termination-states?window=60", "rps?minutes=60", "saturation?window=60")
 
 
 def free_port() -> int:
@@ -50,23 +60,39 @@ def _redis_ping(port: int) -> bool:
         return False
 
 
+class Service(NamedTuple):
+    url: str
+    pid: int
+    log: Path
+
+
 @contextmanager
 def service(redis_url: str, **env: str):
+    """The service on a free port; its data, post-mortems and log in a directory removed afterwards."""
     port = free_port()
+    directory = Path(tempfile.mkdtemp(prefix="ic-bench-service-"))
     environ = {**os.environ, "REDIS_URL": redis_url, "PORT": str(port), "SYSLOG_PORT": "0",
-               "LOG_TIMEZONE": "UTC", "LOG_LEVEL": "WARNING", **env}
-    proc = subprocess.Popen([sys.executable, "-m", "receiver.cli", "serve"], cwd=ROOT, env=environ,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+               "LOG_TIMEZONE": "UTC", "LOG_LEVEL": "WARNING", "DATA_DIR": str(directory),
+               "POSTMORTEM_DIR": str(directory / "post-mortems"), **env}
+    log = directory / "service.log"
+    # A file, not a pipe: nothing reads the log while the service runs, and a full pipe would stall it.
+    with open(log, "wb") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "receiver.cli", "serve"], cwd=ROOT, env=environ,
+                                stdout=subprocess.DEVNULL, stderr=stderr)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait(lambda: _http_ok(url + "/health"), "service")
-        yield url, proc.pid
+        try:
+            _wait(lambda: _http_ok(url + "/health"), "service")
+        except RuntimeError:
+            raise RuntimeError(f"service did not start:\n{log.read_text()[-2000:]}") from None
+        yield Service(url, proc.pid, log)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(15)
         except subprocess.TimeoutExpired:
             proc.kill()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _http_ok(url: str) -> bool:
@@ -93,6 +119,32 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time the process has used."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def redis_mb(url: str) -> float:
+    """Redis `used_memory` once the allocator has returned what it can."""
+    client = redis.Redis.from_url(url)
+    try:
+        client.execute_command("MEMORY", "PURGE")
+        return client.info("memory")["used_memory"] / 2**20
+    finally:
+        client.close()
+
+
+def exposition_totals(text: str) -> dict[str, float]:
+    """Each sample of a Prometheus exposition, summed over its labels."""
+    totals: dict[str, float] = defaultdict(float)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            totals[sample.name] += sample.value
+    return totals
+
+
 def line_pool(count: int, *, backends: int = 20, paths: int = 500, minutes: int = 60, seed: int = 1,
               end: float | None = None) -> list[str]:
     """Realistic httplog lines spread over the last `minutes`, `backends` x `paths` distinct routes."""
@@ -113,6 +165,20 @@ def line_pool(count: int, *, backends: int = 20, paths: int = 500, minutes: int 
             f'"GET {path}/{rng.randrange(10**6)}?q={rng.randrange(99)} HTTP/1.1"'
         )
     return out
+
+
+def to_ndjson(line: str) -> bytes:
+    """The same request as a JSON log entry, built from the raw line's fields."""
+    head, _, request = line.partition(' "')
+    parts = head.split(" ")
+    stamp = datetime.strptime(parts[1][1:-1], "%d/%b/%Y:%H:%M:%S.%f").replace(tzinfo=timezone.utc)
+    timers = parts[4].split("/")
+    return json.dumps({
+        "time_local": stamp.isoformat(), "client_ip": parts[0].rsplit(":", 1)[0], "frontend_name": parts[2],
+        "backend_name": parts[3].split("/")[0], "http_request": request.rstrip('"'), "status_code": int(parts[5]),
+        "bytes_read": int(parts[6]), "time_request": int(timers[0]), "time_connect": int(timers[2]),
+        "time_response": int(timers[3]), "time_active": int(timers[4]), "termination_state": parts[9],
+    }).encode()
 
 
 def percentile(values: list[float], q: float) -> float:
