@@ -98,8 +98,14 @@ class BucketReader:
             if not live:
                 return part
             result.add(part)
-        if live:
-            result.add(await self._fetch([m for m in live if generations[m]], parts, backend))
+        for minute in live:
+            # Each live minute on its own: the one before the current stops changing soon after it ends.
+            minute_key = (parts, backend, ((minute, generations[minute]),))
+            part = self._cached(minute_key)
+            if part is None:
+                part = await self._fetch([minute] if generations[minute] else [], parts, backend)
+                self._remember(minute_key, part)
+            result.add(part)
         self._remember(whole_key, result)
         return result
 
