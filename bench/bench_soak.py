@@ -29,10 +29,11 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import (  # noqa: E402
-    METRICS_QUERIES, cpu_seconds, exposition_totals, free_port, line_pool, percentile, redis_mb, redis_server,
+    METRICS_QUERIES, cpu_seconds, exposition_totals, line_pool, percentile, redis_mb, redis_server,
     rss_mb, service, to_ndjson,
 )
 
+from receiver.alerting_stack import free_ports  # noqa: E402
 from receiver.demo import alertmanager_payload  # noqa: E402
 
 SAMPLE_SECONDS = 10
@@ -205,7 +206,7 @@ async def soak(minutes: float, rate: float) -> list[str]:
     seconds = minutes * 60
     plan = routes(rate)
     syslog_rate = round(rate * SHARES["syslog"])
-    syslog_port = free_port()
+    (syslog_port,) = free_ports(1)  # free for UDP as well
     print(f"target {rate:,.0f} lines/s for {minutes:g} min: " + ", ".join(
         f"{name} {r.lines_per_second:,.0f}" for name, r in plan.items()) + f", syslog {syslog_rate:,}", flush=True)
     with redis_server() as redis_url, service(redis_url, SYSLOG_PORT=str(syslog_port),

@@ -10,20 +10,12 @@ from datetime import datetime, timezone
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from receiver.alerting_stack import free_ports
+
 
 def free_syslog_port() -> int:
     """A port free for both UDP and TCP on loopback."""
-    for _ in range(50):
-        with socket.socket() as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = tcp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no port free for both UDP and TCP")
+    return free_ports(1)[0]
 
 
 def httplog(index: int, status: int = 200) -> str:
