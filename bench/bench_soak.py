@@ -201,7 +201,7 @@ def growth(samples: list[Sample], value) -> str:
             f"{pct:+.1f} % = {per_minute:+.2f} MB/min ({'flat' if abs(pct) < FLAT_PCT else 'growing'})")
 
 
-async def soak(minutes: float, rate: float) -> list[str]:
+async def soak(minutes: float, rate: float, retention: int | None = None) -> list[str]:
     """Runs the soak, prints rows and the summary; returns why the run failed, if it did."""
     seconds = minutes * 60
     plan = routes(rate)
@@ -209,8 +209,9 @@ async def soak(minutes: float, rate: float) -> list[str]:
     (syslog_port,) = free_ports(1)  # free for UDP as well
     print(f"target {rate:,.0f} lines/s for {minutes:g} min: " + ", ".join(
         f"{name} {r.lines_per_second:,.0f}" for name, r in plan.items()) + f", syslog {syslog_rate:,}", flush=True)
+    kept = {"RETENTION_MINUTES": str(retention)} if retention else {}
     with redis_server() as redis_url, service(redis_url, SYSLOG_PORT=str(syslog_port),
-                                              WEBHOOK_TOKEN=WEBHOOK_TOKEN) as svc:
+                                              WEBHOOK_TOKEN=WEBHOOK_TOKEN, **kept) as svc:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=4 * MAX_IN_FLIGHT)) as session:
             tallies = {name: Tally() for name in (*plan, "alerts")}
             sender = await asyncio.create_subprocess_exec(
@@ -296,10 +297,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--rate", type=float, default=20_000, help="lines a second, all routes together")
+    parser.add_argument("--retention-minutes", type=int, help="RETENTION_MINUTES of the service (default its own, "
+                        "360): minute buckets expire this long plus 2 min after their minute, and Redis memory "
+                        "levels off from then on")
     args = parser.parse_args()
     if args.minutes * 60 < 2 * SAMPLE_SECONDS:
         parser.error(f"--minutes: at least {2 * SAMPLE_SECONDS} s, for two samples")
-    failures = asyncio.run(soak(args.minutes, args.rate))
+    failures = asyncio.run(soak(args.minutes, args.rate, args.retention_minutes))
     for failure in failures:
         print(f"FAILED: {failure}")
     sys.exit(1 if failures else 0)
