@@ -269,8 +269,7 @@ class Alerting:
             service=self.service, alertmanager=f"{LOOPBACK}:{self.alertmanager_port}",
             rule_files=str(rules_dir / "*.yml"), interval=self.interval,
         )
-        config_file = self.group.config_dir / "prometheus.yml"
-        config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        config_file = self._write_config("prometheus.yml", config)
         process = self.group.spawn("prometheus", [
             program("prometheus") or "prometheus",
             f"--config.file={config_file}",
@@ -296,8 +295,7 @@ class Alerting:
             yaml.safe_load(ALERTMANAGER_CONFIG.read_text(encoding="utf-8")),
             webhook_url=self.webhook_url, token_file=str(token_file), interval=self.interval,
         )
-        config_file = self.group.config_dir / "alertmanager.yml"
-        config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        config_file = self._write_config("alertmanager.yml", config)
         process = self.group.spawn("alertmanager", [
             program("prometheus-alertmanager") or "alertmanager",
             f"--config.file={config_file}",
@@ -308,6 +306,11 @@ class Alerting:
         ])
         await self.group.until_ready(process, "Alertmanager's /-/ready to answer 200",
                                      lambda: self.group.answers(f"{self.alertmanager_url}/-/ready"))
+
+    def _write_config(self, name: str, config: dict) -> Path:
+        path = self.group.config_dir / name
+        path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        return path
 
     async def prometheus_api(self, path: str, **params: str) -> dict:
         async with self.group.http.get(f"{self.prometheus_url}/api/v1/{path}", params=params) as response:

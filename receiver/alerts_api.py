@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-import orjson
 from aiohttp import web
-from pydantic import ValidationError
 
 from .appkeys import ALERT_STREAM, INCIDENT_METRICS, SETTINGS
 from .auth import require_token
-from .errors import ApiError, InvalidBody
-from .middleware import validation_detail
+from .errors import ApiError
+from .middleware import json_object_body
 from .webhook import Notification
 
 # Alertmanager sends every alert of a group in one body; a megabyte is thousands of alerts.
@@ -51,16 +49,8 @@ async def read_limited(request: web.Request, limit: int) -> bytes:
 
 def parse_notification(body: bytes) -> Notification:
     """400 for JSON that does not parse, 422 (with the fields) for JSON that is not a notification."""
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(f"malformed JSON: {exc}", error="malformed_json") from None
-    if not isinstance(value, dict):
-        raise InvalidBody([{"loc": [], "msg": "expected an Alertmanager notification object", "type": "dict_type"}])
-    try:
-        return Notification.model_validate(value)
-    except ValidationError as exc:
-        raise InvalidBody(validation_detail(exc)) from None
+    return json_object_body(body, Notification, not_an_object={
+        "loc": [], "msg": "expected an Alertmanager notification object", "type": "dict_type"})
 
 
 def setup_routes(app: web.Application) -> None:

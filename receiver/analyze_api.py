@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from agents import (
     AnalysisConfig,
@@ -33,10 +33,10 @@ from .appkeys import (
     SETTINGS,
 )
 from .auth import require_token
-from .errors import ApiError, InvalidBody, UnsupportedMediaType
+from .errors import ApiError, UnsupportedMediaType
 from .incidents import IncidentAnalysis
 from .metrics_api import utc_moment
-from .middleware import validation_detail
+from .middleware import json_object_body
 from .settings import Settings
 
 
@@ -144,16 +144,8 @@ async def _body(request: web.Request) -> AnalyzeBody:
         return AnalyzeBody()
     if request.content_type not in ("application/json", "application/octet-stream"):
         raise UnsupportedMediaType(f"Content-Type {request.content_type!r} is not supported; use application/json")
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(f"malformed JSON: {exc}", error="malformed_json") from None
-    if not isinstance(value, dict):
-        raise InvalidBody([{"loc": ["body"], "msg": "expected a JSON object", "type": "object_type"}])
-    try:
-        return AnalyzeBody.model_validate(value)
-    except ValidationError as exc:
-        raise InvalidBody(validation_detail(exc)) from None
+    return json_object_body(raw, AnalyzeBody, not_an_object={
+        "loc": ["body"], "msg": "expected a JSON object", "type": "object_type"})
 
 
 def setup_routes(app: web.Application) -> None:

@@ -5,18 +5,21 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from typing import TypeVar
 
+import orjson
 from aiohttp import web
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from redis.exceptions import BusyLoadingError, ConnectionError as RedisConnectionError, TimeoutError as RedisTimeout
 
 from .appkeys import SERVICE_METRICS
-from .errors import ApiError
+from .errors import ApiError, InvalidBody
 from .logging_setup import request_id
 
 log = logging.getLogger(__name__)
 
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+M = TypeVar("M", bound=BaseModel)
 _TRANSIENT = (RedisConnectionError, RedisTimeout, BusyLoadingError, ConnectionRefusedError)
 
 
@@ -29,6 +32,20 @@ def validation_detail(error: ValidationError) -> list[dict]:
         {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
         for e in error.errors(include_url=False, include_context=False, include_input=False)
     ]
+
+
+def json_object_body(raw: bytes, model: type[M], *, not_an_object: dict) -> M:
+    """400 for JSON that does not parse, 422 with `not_an_object` for one that is no object, 422 with the fields."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(f"malformed JSON: {exc}", error="malformed_json") from None
+    if not isinstance(value, dict):
+        raise InvalidBody([not_an_object])
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        raise InvalidBody(validation_detail(exc)) from None
 
 
 @web.middleware
