@@ -33,7 +33,7 @@ from harness import (  # noqa: E402
     rss_mb, service, to_ndjson,
 )
 
-from receiver.alerting_stack import free_ports  # noqa: E402
+from receiver.demo.stack import free_ports  # noqa: E402
 from receiver.demo import alertmanager_payload  # noqa: E402
 
 SAMPLE_SECONDS = 10

@@ -147,7 +147,7 @@ async def run(rate: int, seconds: float, receive_buffer: int | None) -> None:
     from receiver.app import create_app
     from receiver.appkeys import SYSLOG, SYSLOG_LIMITS
     from receiver.settings import Settings
-    from receiver.syslog_listener import SyslogLimits
+    from receiver.intake import SyslogLimits
 
     limits = SyslogLimits() if receive_buffer is None else SyslogLimits(receive_buffer_bytes=receive_buffer)
     directory = Path(tempfile.mkdtemp(prefix="ic-bench-syslog-"))

@@ -1,47 +1,77 @@
-"""The application factory: one place that builds the service from its settings."""
+"""The composition root: the one place that builds the service from its settings.
+
+Every shared resource is made, and closed, by a cleanup context here, in order: Redis, the
+ingestion store and intake, the syslog listener, the analysis, and the incidents with their
+in-process worker. Handlers (`receiver.http`) only read what these put under `appkeys`.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import math
 from collections.abc import AsyncIterator
 
+from agents import AnalysisMetrics, LLMClient
 from aiohttp import web
-from prometheus_client import CollectorRegistry
+from ingestion import Limits, MetricsQueries, MetricsStore
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from agents import LLMClient
-from ingestion import Limits, MetricsQueries, MetricsStore
-
-from . import alerts_api, analyze_api, incidents_api, logs_api, metrics_api, openapi
-from .appkeys import INTAKE, QUERIES, REDIS, REGISTRY, SERVICE_METRICS, SETTINGS, STORE
+from . import http
+from .appkeys import (
+    ALERT_STREAM,
+    ANALYSIS_CONFIG,
+    ANALYSIS_METRICS,
+    HTTP_REQUESTS,
+    INCIDENT_ANALYSIS,
+    INCIDENT_METRICS,
+    INCIDENTS,
+    INTAKE,
+    INTAKE_METRICS,
+    LLM,
+    POSTMORTEMS,
+    QUERIES,
+    REDIS,
+    REGISTRY,
+    SETTINGS,
+    SYSLOG,
+    SYSLOG_LIMITS,
+)
 from .embedded_redis import start_embedded_redis
-from .log_intake import LogIntake, log_timezone
-from .middleware import request_context
-from .service_metrics import ServiceMetrics
+from .incidents import (
+    AlertStream,
+    IncidentAnalysis,
+    IncidentMetrics,
+    IncidentRepository,
+    IncidentWorker,
+    Policy,
+    PostmortemWriter,
+    incident_analysis,
+)
+from .intake import IntakeMetrics, LogIntake, SyslogLimits, SyslogListener, log_timezone
+from .resources import resource_dir
 from .settings import Settings
-from .syslog_listener import syslog_ctx
 
 log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings, *, redis: Redis | None = None, llm: LLMClient | None = None) -> web.Application:
     """Build the service. A `redis` or `llm` passed in is used and left open; one made here is closed here."""
-    app = web.Application(middlewares=[request_context], client_max_size=settings.max_body_bytes)
+    app = web.Application(middlewares=[http.request_context], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     registry = CollectorRegistry(auto_describe=True)
     app[REGISTRY] = registry
-    app[SERVICE_METRICS] = ServiceMetrics.create(registry)
+    app[HTTP_REQUESTS] = Counter("incident_copilot_http_requests", "HTTP requests served, by route and status.",
+                                 ["route", "status"], registry=registry)
+    app[INTAKE_METRICS] = IntakeMetrics.create(registry)
     app.cleanup_ctx.append(_redis_ctx(redis))
     app.cleanup_ctx.append(_ingestion_ctx)
-    app.cleanup_ctx.append(syslog_ctx)
-    app.cleanup_ctx.append(analyze_api.analysis_ctx(llm))
-    app.cleanup_ctx.append(incidents_api.worker_ctx)
-    logs_api.setup_routes(app)
-    metrics_api.setup_routes(app)
-    analyze_api.setup_routes(app)
-    alerts_api.setup_routes(app)
-    incidents_api.setup_routes(app)
-    openapi.setup_routes(app)
+    app.cleanup_ctx.append(_syslog_ctx)
+    app.cleanup_ctx.append(_analysis_ctx(llm))
+    app.cleanup_ctx.append(_incidents_ctx)
+    http.setup_routes(app)
     return app
 
 
@@ -52,6 +82,22 @@ def connect(url: str, *, max_connections: int = 256) -> Redis:
         socket_connect_timeout=2, socket_timeout=5, retry_on_timeout=False,
     )
     return Redis.from_pool(pool)
+
+
+def postmortem_writer(settings: Settings) -> PostmortemWriter:
+    return PostmortemWriter(settings.postmortem_dir, templates=resource_dir("templates"),
+                            slo_target_pct=settings.slo_target_pct)
+
+
+def incident_worker(settings: Settings, redis: Redis, analysis: IncidentAnalysis, *,
+                    metrics: IncidentMetrics | None = None, consumer: str | None = None) -> IncidentWorker:
+    """A consumer of the alert stream configured from the settings: in the service, or `incident-copilot worker`."""
+    return IncidentWorker(
+        AlertStream(redis), IncidentRepository(redis), analysis,
+        postmortems=postmortem_writer(settings), metrics=metrics, consumer=consumer,
+        concurrency=settings.analysis_concurrency, claim_min_idle=settings.worker_reclaim_idle_seconds,
+        policy=Policy(min_window_minutes=settings.incident_window_min_minutes),
+    )
 
 
 def _redis_ctx(given: Redis | None):
@@ -87,12 +133,84 @@ async def _ingestion_ctx(app: web.Application) -> AsyncIterator[None]:
         redis, retention_minutes=settings.retention_minutes,
         limits=Limits(backends=settings.max_backends, frontends=settings.max_frontends, paths=settings.max_paths),
     )
-    app[STORE] = store
     app[QUERIES] = MetricsQueries(redis)
     app[INTAKE] = LogIntake(store, tz=log_timezone(settings.log_timezone),
                             retention_minutes=settings.retention_minutes,
-                            skew_seconds=settings.clock_skew_seconds, metrics=app[SERVICE_METRICS])
+                            skew_seconds=settings.clock_skew_seconds, metrics=app[INTAKE_METRICS])
     yield
+
+
+async def _syslog_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Listen for syslog on SYSLOG_HOST:SYSLOG_PORT (UDP and TCP) while the app runs; port 0 disables it."""
+    settings = app[SETTINGS]
+    if not settings.syslog_port:
+        yield
+        return
+    limits = app.get(SYSLOG_LIMITS) or SyslogLimits(queue_lines=settings.syslog_queue_lines)
+    listener = SyslogListener(app[INTAKE], app[INTAKE_METRICS], limits)
+    await listener.start(settings.syslog_host, settings.syslog_port)
+    app[SYSLOG] = listener
+    registry = app[REGISTRY]
+    gauge = None
+    if not math.isnan(listener.kernel_drops()):
+        gauge = Gauge("incident_copilot_syslog_kernel_drops",
+                      "Syslog datagrams the kernel dropped because the receive buffer was full.", registry=registry)
+        gauge.set_function(listener.kernel_drops)
+    log.info("syslog listening", extra={"addresses": listener.addresses})
+    try:
+        yield
+    finally:
+        await listener.close()
+        if gauge is not None:
+            registry.unregister(gauge)
+
+
+def _analysis_ctx(llm: LLMClient | None):
+    """The analysis resources. An `llm` passed in is used and not closed; otherwise one is made from
+    the settings (none without an API key) and closed here."""
+
+    async def analysis_ctx(app: web.Application) -> AsyncIterator[None]:
+        config = app[SETTINGS].analysis_config()
+        app[ANALYSIS_CONFIG] = config
+        app[ANALYSIS_METRICS] = AnalysisMetrics(app[REGISTRY])
+        owned = LLMClient.from_config(config) if llm is None else None
+        app[LLM] = llm or owned
+        if INCIDENT_ANALYSIS not in app:  # tests may bring their own
+            app[INCIDENT_ANALYSIS] = incident_analysis(app[QUERIES], config, app[LLM], app[ANALYSIS_METRICS])
+        try:
+            yield
+        finally:
+            if owned is not None:
+                await owned.close()
+
+    return analysis_ctx
+
+
+async def _incidents_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The incident store, the alert stream and, with RUN_WORKER, a worker in this process."""
+    settings = app[SETTINGS]
+    redis = app[REDIS]
+    app[ALERT_STREAM] = AlertStream(redis)
+    app[INCIDENTS] = IncidentRepository(redis)
+    app[POSTMORTEMS] = postmortem_writer(settings)
+    app[INCIDENT_METRICS] = metrics = IncidentMetrics.create(app[REGISTRY])
+    task: asyncio.Task | None = None
+    if settings.run_worker:
+        worker = incident_worker(settings, redis, app[INCIDENT_ANALYSIS], metrics=metrics)
+        task = asyncio.create_task(worker.run(), name="incident-worker")
+        task.add_done_callback(_report_crash)
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _report_crash(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background task %s stopped", task.get_name(), exc_info=task.exception())
 
 
 def _redact(url: str) -> str:

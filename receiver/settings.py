@@ -5,8 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from agents import AnalysisConfig, Thresholds
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .intake import DEFAULT_QUEUE_LINES
+
+# The thresholds' defaults are the analysis's: one source for the settings, the evaluators and the rules.
+_T = Thresholds()
 
 
 class Settings(BaseSettings):
@@ -35,20 +41,20 @@ class Settings(BaseSettings):
     syslog_host: str = Field("127.0.0.1", description="Address of the syslog listener (UDP and TCP).")
     syslog_port: int = Field(5140, ge=0, description="Port of the syslog listener; 0 disables it.")
     syslog_queue_lines: int = Field(
-        200_000, ge=1, description="Syslog lines held while Redis falls behind (about 250 bytes each); beyond: dropped."
+        DEFAULT_QUEUE_LINES, ge=1, description="Syslog lines held while Redis falls behind (about 250 bytes each); beyond: dropped."
     )
 
     # Golden-signal thresholds: the alert rules are rendered from these.
-    latency_p95_threshold_ms: float = Field(500, gt=0, description="P95 above this: warning.")
-    latency_p99_threshold_ms: float = Field(1000, gt=0, description="P99 above this: critical.")
-    error_rate_5xx_threshold_pct: float = Field(5, gt=0, description="5xx rate above this: warning.")
-    error_rate_5xx_critical_pct: float = Field(10, gt=0, description="5xx rate above this: critical.")
-    error_rate_4xx_threshold_pct: float = Field(20, gt=0, description="4xx rate above this: warning.")
-    memory_usage_threshold_pct: float = Field(80, gt=0, description="Redis memory above this % of maxmemory.")
+    latency_p95_threshold_ms: float = Field(_T.latency_p95_ms, gt=0, description="P95 above this: warning.")
+    latency_p99_threshold_ms: float = Field(_T.latency_p99_ms, gt=0, description="P99 above this: critical.")
+    error_rate_5xx_threshold_pct: float = Field(_T.error_rate_5xx_pct, gt=0, description="5xx rate above this: warning.")
+    error_rate_5xx_critical_pct: float = Field(_T.error_rate_5xx_critical_pct, gt=0, description="5xx rate above this: critical.")
+    error_rate_4xx_threshold_pct: float = Field(_T.error_rate_4xx_pct, gt=0, description="4xx rate above this: warning.")
+    memory_usage_threshold_pct: float = Field(_T.memory_used_pct, gt=0, description="Redis memory above this % of maxmemory.")
     min_requests_per_minute: float = Field(
-        10, ge=0, description="Traffic floor below which error rates and latency do not alert."
+        _T.min_requests_per_minute, ge=0, description="Traffic floor below which error rates and latency do not alert."
     )
-    traffic_spike_factor: float = Field(3, gt=1, description="Traffic above this multiple of its baseline: spike.")
+    traffic_spike_factor: float = Field(_T.traffic_spike_factor, gt=1, description="Traffic above this multiple of its baseline: spike.")
 
     # Analysis
     anthropic_api_key: SecretStr | None = Field(None, description="Enables the model; unset = rules only.")
@@ -78,3 +84,34 @@ class Settings(BaseSettings):
     )
     postmortem_dir: Path = Field(Path("docs/post-mortems"), description="Where post-mortems are written.")
     slo_target_pct: float = Field(99.9, gt=0, lt=100, description="Availability SLO for error-budget figures.")
+
+    @property
+    def thresholds(self) -> Thresholds:
+        """The golden-signal thresholds: what the evaluators judge by and the alert rules fire on."""
+        return Thresholds(
+            latency_p95_ms=self.latency_p95_threshold_ms,
+            latency_p99_ms=self.latency_p99_threshold_ms,
+            error_rate_5xx_pct=self.error_rate_5xx_threshold_pct,
+            error_rate_5xx_critical_pct=self.error_rate_5xx_critical_pct,
+            error_rate_4xx_pct=self.error_rate_4xx_threshold_pct,
+            memory_used_pct=self.memory_usage_threshold_pct,
+            min_requests_per_minute=self.min_requests_per_minute,
+            traffic_spike_factor=self.traffic_spike_factor,
+        )
+
+    def analysis_config(self) -> AnalysisConfig:
+        """The analysis knobs of these settings."""
+        key = self.anthropic_api_key.get_secret_value() if self.anthropic_api_key else None
+        return AnalysisConfig(
+            thresholds=self.thresholds,
+            window_minutes=self.analysis_window_minutes,
+            deadline_seconds=self.analysis_deadline_seconds,
+            anthropic_api_key=key or None,
+            anthropic_base_url=self.anthropic_base_url,
+            model=self.anthropic_model,
+            max_tokens=self.llm_max_tokens,
+            llm_timeout_seconds=self.llm_timeout_seconds,
+            max_tool_rounds=self.llm_max_tool_rounds,
+            max_concurrency=self.llm_max_concurrency,
+            max_analyses_per_hour=self.llm_max_analyses_per_hour,
+        )

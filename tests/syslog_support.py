@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from receiver.alerting_stack import free_ports
+from receiver.demo.stack import free_ports
 
 
 def free_syslog_port() -> int:

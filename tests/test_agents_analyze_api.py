@@ -7,8 +7,6 @@ import pytest
 from pydantic import SecretStr
 
 from agents import LLMClient
-from receiver import analyze_api
-from receiver.appkeys import POSTMORTEM_HOOK
 from receiver.app import create_app
 from tests import fake_anthropic as fake
 from tests.conftest import with_settings
@@ -16,11 +14,8 @@ from tests.conftest import with_settings
 AT = "2026-03-02T09:15:00Z"
 
 
-def build(settings, redis, *, llm=None, hook=None):
-    app = create_app(settings, redis=redis, llm=llm)
-    if hook is not None:
-        app[POSTMORTEM_HOOK] = hook
-    return app
+def build(settings, redis, *, llm=None):
+    return create_app(settings, redis=redis, llm=llm)
 
 
 @pytest.fixture
@@ -83,24 +78,16 @@ async def test_malformed_json_is_400(client):
     assert (await response.json())["error"] == "malformed_json"
 
 
-async def test_postmortem_flag_calls_the_registered_renderer(aiohttp_client, settings, fake_redis):
-    rendered = []
+async def test_postmortem_flag_answers_a_draft_of_the_report(client, settings):
+    response = await client.post("/analyze", json={"at": AT, "backend": "api", "postmortem": True})
 
-    async def render(report):
-        rendered.append(report)
-        return {"path": "docs/post-mortems/x.md"}
-
-    client = await aiohttp_client(build(settings, fake_redis, hook=render))
-    response = await client.post("/analyze", json={"at": AT, "postmortem": True})
-
-    assert (await response.json())["postmortem"] == {"path": "docs/post-mortems/x.md"}
-    assert rendered[0].window_end.isoformat().startswith("2026-03-02T09:15")
-
-
-async def test_postmortem_without_a_renderer_answers_null(client):
-    response = await client.post("/analyze", json={"at": AT, "postmortem": True})
-
-    assert (await response.json())["postmortem"] is None
+    answer = await response.json()
+    draft = answer["postmortem"]
+    assert draft["file_name"].startswith("2026-03-02-") and draft["file_name"].endswith(".md")
+    assert draft["markdown"].startswith("# ")
+    assert answer["title"] in draft["markdown"]
+    assert "api" in draft["markdown"]
+    assert not settings.postmortem_dir.exists() or not any(settings.postmortem_dir.iterdir())  # a draft only
 
 
 async def test_the_analyze_token_is_required_when_set(aiohttp_client, settings, fake_redis):
@@ -141,8 +128,8 @@ async def test_the_model_runs_behind_the_route(aiohttp_client, aiohttp_server, s
 
 async def test_an_llm_passed_in_is_used_and_left_open(aiohttp_client, aiohttp_server, settings, fake_redis):
     api = await fake.start(aiohttp_server, fake.FakeMessagesAPI(default=fake.expert))
-    llm = LLMClient.from_config(analyze_api.analysis_config(
-        with_settings(settings, anthropic_api_key=SecretStr("k"), anthropic_base_url=api.base_url)))
+    llm = LLMClient.from_config(
+        with_settings(settings, anthropic_api_key=SecretStr("k"), anthropic_base_url=api.base_url).analysis_config())
     client = await aiohttp_client(build(settings, fake_redis, llm=llm))
 
     report = await (await client.post("/analyze", json={"at": AT})).json()

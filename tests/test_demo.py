@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from receiver import demo_alerting
+from receiver.demo import alerting as demo_alerting
 from receiver.demo import run_demo
 
 

@@ -15,8 +15,8 @@ from redis.asyncio import Redis
 from schemathesis import GenerationMode
 
 from receiver.app import create_app
-from receiver.logs_api import NDJSON_TYPES
-from receiver.openapi import openapi_document
+from receiver.http.logs import NDJSON_TYPES
+from receiver.http.openapi import openapi_document
 from receiver.settings import Settings
 
 from .conftest import RedisServer

@@ -13,8 +13,8 @@ INCIDENTS_DIR = Path(incidents.__file__).parent
 def test_exported_members() -> None:
     assert sorted(incidents.__all__) == [
         "Action", "AlertStream", "Decision", "Delivery", "Incident", "IncidentAnalysis", "IncidentMetrics",
-        "IncidentRepository", "IncidentSummary", "IncidentWorker", "Policy", "PostmortemWriter", "QueueDepth",
-        "Reason", "UnsafePath", "build_worker", "decide", "is_incident_id", "run_worker",
+        "IncidentRepository", "IncidentSummary", "IncidentWorker", "Notification", "NotificationPipeline", "Policy",
+        "PostmortemWriter", "QueueDepth", "Reason", "UnsafePath", "decide", "incident_analysis", "is_incident_id",
     ]
     for name in incidents.__all__:
         assert getattr(incidents, name).__module__.startswith("receiver.incidents."), name

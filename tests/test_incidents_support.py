@@ -10,7 +10,7 @@ from pathlib import Path
 
 from agents import AnalysisRequest, Evidence, Finding, Provenance, Report, Severity, TokenUsage
 from receiver.incidents import AlertStream, Delivery
-from receiver.webhook import Notification
+from receiver.incidents.notification import Notification
 
 FIXTURES = Path(__file__).parent / "fixtures" / "alertmanager"
 T0 = datetime(2026, 3, 14, 9, 42, 0, tzinfo=timezone.utc)

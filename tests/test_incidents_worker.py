@@ -12,6 +12,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
+from receiver.resources import resource_dir
 from receiver.incidents import (
     AlertStream,
     IncidentAnalysis,
@@ -21,7 +22,7 @@ from receiver.incidents import (
     PostmortemWriter,
 )
 from agents import SignalsUnavailable
-from receiver.webhook import Notification
+from receiver.incidents.notification import Notification
 
 from .test_incidents_support import T0, FakeAnalysis, delivery, eventually, group_payload, ok_report, payload
 
@@ -77,7 +78,7 @@ def parts(real_redis: Redis, tmp_path: Path) -> Parts:
     registry = CollectorRegistry()
     directory = tmp_path / "post-mortems"
     return Parts(real_redis, AlertStream(real_redis), IncidentRepository(real_redis),
-                 PostmortemWriter(directory, slo_target_pct=99.9), IncidentMetrics.create(registry), registry,
+                 PostmortemWriter(directory, templates=resource_dir("templates"), slo_target_pct=99.9), IncidentMetrics.create(registry), registry,
                  directory)
 
 
@@ -368,7 +369,7 @@ async def test_an_entry_that_fails_every_time_is_set_aside_after_its_attempts(pa
     async def broken(*args, **kwargs):
         raise RuntimeError("bug")
 
-    worker.incidents.change_group = broken  # type: ignore[method-assign]
+    worker.pipeline.incidents.change_group = broken  # type: ignore[method-assign]
     async with running(worker):
         entry = await parts.add("backend-5xx-firing", T0)
         await eventually(lambda: settled(parts))

@@ -17,8 +17,8 @@ from redis.asyncio import Redis
 from receiver.app import create_app
 from receiver.appkeys import INCIDENT_ANALYSIS
 from receiver.incidents import IncidentAnalysis, is_incident_id
-from receiver.metrics_api import WindowParams
-from receiver.openapi import INCIDENT_ID_PATTERN, METRIC_VIEWS, TOKEN_SETTINGS, openapi_document
+from receiver.http.metrics import WindowParams
+from receiver.http.openapi import INCIDENT_ID_PATTERN, METRIC_VIEWS, TOKEN_SETTINGS, openapi_document
 from receiver.settings import Settings
 from tests.conftest import with_settings
 from tests.records import body, line

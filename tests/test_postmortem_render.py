@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from agents import Severity
+from receiver.resources import resource_dir
 from receiver.incidents import Incident, PostmortemWriter, UnsafePath, lifecycle
 from receiver.incidents.naming import is_postmortem_file, postmortem_file_name, slugify
 from receiver.incidents.postmortem import (
@@ -32,7 +33,7 @@ HOSTILE = ("evil | pipe `tick` <img src=x onerror=alert(1)> <script>alert(1)</sc
 
 
 def writer(tmp_path: Path) -> PostmortemWriter:
-    return PostmortemWriter(tmp_path / "post-mortems", slo_target_pct=99.9)
+    return PostmortemWriter(tmp_path / "post-mortems", templates=resource_dir("templates"), slo_target_pct=99.9)
 
 
 def step(incident: Incident | None, name_or_body, entry: str, received) -> Incident:

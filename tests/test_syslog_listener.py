@@ -19,7 +19,9 @@ from ingestion import MetricsQueries
 from receiver.app import create_app
 from receiver.appkeys import SYSLOG, SYSLOG_LIMITS
 from receiver.settings import Settings
-from receiver.syslog_listener import LineQueue, SyslogLimits, udp_drops
+from receiver.intake import SyslogLimits
+from receiver.intake.line_queue import LineQueue
+from receiver.intake.syslog import udp_drops
 
 from .syslog_support import (
     eventually,

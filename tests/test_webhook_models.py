@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import pytest
 from pydantic import ValidationError
 
-from receiver.webhook import Notification, dedup_key
+from receiver.incidents.notification import Notification, dedup_key
 
 from .test_incidents_support import payload
 

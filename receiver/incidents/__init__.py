@@ -3,14 +3,17 @@
 What the rest of the service may use is listed in `__all__`.
 """
 
+from .analysis import IncidentAnalysis, incident_analysis
+from .consumer import IncidentWorker
 from .lifecycle import Action, Decision, Policy, Reason, decide
 from .metrics import IncidentMetrics
 from .model import Delivery, Incident, IncidentSummary
 from .naming import is_incident_id
+from .notification import Notification
+from .pipeline import NotificationPipeline
 from .postmortem import PostmortemWriter, UnsafePath
 from .repository import IncidentRepository
 from .stream import AlertStream, QueueDepth
-from .worker import IncidentAnalysis, IncidentWorker, build_worker, run_worker
 
 __all__ = [
     "Action",
@@ -23,13 +26,14 @@ __all__ = [
     "IncidentRepository",
     "IncidentSummary",
     "IncidentWorker",
+    "Notification",
+    "NotificationPipeline",
     "Policy",
     "PostmortemWriter",
     "QueueDepth",
     "Reason",
     "UnsafePath",
-    "build_worker",
     "decide",
+    "incident_analysis",
     "is_incident_id",
-    "run_worker",
 ]

@@ -14,9 +14,9 @@ from enum import Enum
 
 from agents import AlertContext, AnalysisRequest, Report, Severity
 
-from ..webhook import Alert, Notification, dedup_key
 from .model import AlertRecord, Delivery, Due, Incident, Recheck, TimelineEntry
 from .naming import incident_id, postmortem_file_name
+from .notification import Alert, Notification, dedup_key
 
 
 class Action(str, Enum):
@@ -161,6 +161,24 @@ def _open(delivery: Delivery, decision: Decision, *, now: datetime, policy: Poli
     if not firing:
         incident = _resolve(incident, delivery, now=now, policy=policy)
     return incident
+
+
+def analysed_by_hand(report: Report) -> Incident:
+    """An incident for an analysis someone asked for (`POST /analyze`): no alert, diagnosed when analysed.
+
+    It is never stored; it lets a report made outside the alert flow be drafted as a post-mortem.
+    """
+    key = f"analyze:{report.backend or '*'}:{report.window_end.isoformat()}"
+    ident = incident_id(key, "manual", report.window_end)
+    return Incident(
+        id=ident, group_key=key, status="open", title=report.title, alerts=[],
+        onset_at=report.window_start, notified_at=report.timestamp, diagnosed_at=report.timestamp,
+        updated_at=report.timestamp, report=report, report_revision=1, revision=1,
+        timeline=[TimelineEntry(at=report.timestamp, kind="diagnosed",
+                                text=f"Analysed on request ({report.synthesis.mode} mode).")],
+        common_labels={"backend": report.backend} if report.backend else {},
+        postmortem_file=postmortem_file_name(ident, report.title, report.window_end),
+    )
 
 
 def _change(current: Incident, delivery: Delivery, decision: Decision, *, now: datetime,

@@ -6,11 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from agents import Report, Severity
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents import Report, Severity
-
-from ..webhook import Notification
+from .notification import Notification
 
 IncidentStatus = Literal["open", "resolved"]
 TimelineKind = Literal[

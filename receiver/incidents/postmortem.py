@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,10 +18,10 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import jinja2
-
 from agents import Evidence, Report
 
-from ..resources import resource_dir
+from ..resources import replace_file
+from . import lifecycle
 from .model import Incident, IncidentSummary
 from .naming import is_postmortem_file
 
@@ -226,9 +224,9 @@ def _first(evidence: list[Evidence], metric: str, window: int | None) -> Evidenc
 
 # Rendering and files ---------------------------------------------------------------------------
 
-def template_environment(directory: Path | None = None) -> jinja2.Environment:
+def template_environment(directory: Path) -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(directory or resource_dir("templates"))),
+        loader=jinja2.FileSystemLoader(str(directory)),
         # Markdown, not HTML: the filters below escape for markdown; HTML templates would be escaped.
         autoescape=jinja2.select_autoescape(("html",), default=False),
         undefined=jinja2.StrictUndefined,
@@ -247,7 +245,7 @@ class UnsafePath(ValueError):
 
 
 class PostmortemWriter:
-    def __init__(self, directory: Path, *, slo_target_pct: float, templates: Path | None = None) -> None:
+    def __init__(self, directory: Path, *, templates: Path, slo_target_pct: float) -> None:
         self.directory = Path(directory)
         self.slo_target_pct = slo_target_pct
         self._env = template_environment(templates)
@@ -264,6 +262,11 @@ class PostmortemWriter:
             runbooks=_runbooks(incident),
         )
         return _with_marker(body)
+
+    def render_draft(self, report: Report) -> dict[str, str]:
+        """A post-mortem draft of an analysis made on request; nothing is written."""
+        incident = lifecycle.analysed_by_hand(report)
+        return {"file_name": incident.postmortem_file, "markdown": self.render(incident)}
 
     def render_index(self, incidents: list[IncidentSummary]) -> str:
         return self._env.get_template(INDEX_TEMPLATE).render(incidents=incidents)
@@ -304,7 +307,7 @@ class PostmortemWriter:
             self._index_queued = False
             incidents = await load()
             text = self.render_index(incidents)
-            await asyncio.to_thread(_replace, self.path_for(INDEX_FILE), text)
+            await asyncio.to_thread(replace_file, self.path_for(INDEX_FILE), text)
 
 
 def _runbooks(incident: Incident) -> list[tuple[str, str]]:
@@ -338,21 +341,5 @@ def _replace_unless_edited(path: Path, text: str) -> bool:
     if current is not None and not is_untouched(current):
         return False
     if current != text:
-        _replace(path, text)
+        replace_file(path, text)
     return True
-
-
-def _replace(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename: readers see the old file or the new one.
-
-    No fsync: the incident in Redis is the record, and any change renders the file again.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

@@ -16,8 +16,8 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from ..webhook import Notification, parse_go_time
 from .model import Delivery
+from .notification import Notification, parse_go_time
 
 STREAM = "ic:alerts"
 GROUP = "incident-workers"

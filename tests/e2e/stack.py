@@ -32,7 +32,7 @@ from aiohttp import ClientError, ClientSession, ClientTimeout
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from receiver.alerting_stack import (
+from receiver.demo.stack import (
     LOOPBACK,
     Alerting,
     ChildProcess,

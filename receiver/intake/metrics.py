@@ -1,4 +1,4 @@
-"""The service's own process-local metrics (the golden signals themselves come from Redis)."""
+"""What the intake counts about itself: batch sizes and syslog lines it had to drop."""
 
 from __future__ import annotations
 
@@ -8,13 +8,12 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 
 @dataclass(frozen=True)
-class ServiceMetrics:
+class IntakeMetrics:
     batch_lines: Histogram
     syslog_dropped: Counter
-    http_requests: Counter
 
     @classmethod
-    def create(cls, registry: CollectorRegistry) -> "ServiceMetrics":
+    def create(cls, registry: CollectorRegistry) -> "IntakeMetrics":
         return cls(
             batch_lines=Histogram(
                 "incident_copilot_ingest_batch_lines", "Lines per ingested batch, by source.", ["source"],
@@ -23,9 +22,5 @@ class ServiceMetrics:
             syslog_dropped=Counter(
                 "incident_copilot_syslog_dropped_lines", "Syslog lines dropped because the service fell behind.",
                 ["transport"], registry=registry,
-            ),
-            http_requests=Counter(
-                "incident_copilot_http_requests", "HTTP requests served, by route and status.",
-                ["route", "status"], registry=registry,
             ),
         )

@@ -7,14 +7,13 @@ from pathlib import Path
 
 from agents import LLMClient, format_eval_table, run_eval
 
-from .analyze_api import analysis_config
-from .app import connect
-from .embedded_redis import start_embedded_redis
-from .settings import Settings
+from ..app import connect
+from ..embedded_redis import start_embedded_redis
+from ..settings import Settings
 
 
 async def run_scenarios(settings: Settings, *, scenarios: list[str] | None = None) -> int:
-    config = analysis_config(settings)
+    config = settings.analysis_config()
     llm = LLMClient.from_config(config)
     with tempfile.TemporaryDirectory(prefix="incident-copilot-eval-") as scratch:
         main = await start_embedded_redis(Path(scratch) / "main")

@@ -21,7 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .settings import Settings
+from ..resources import replace_file
+from ..settings import Settings
 
 RULE_FILE = "golden-signals.yml"
 SCRAPE_JOB = "incident-copilot"
@@ -104,9 +105,7 @@ def write_rules(settings: Settings, directory: Path, *, timing: RuleTiming = PRO
     written = []
     for name, text in render_rules(settings, timing=timing).items():
         path = directory / name
-        partial = path.with_name(f".{name}.tmp")
-        partial.write_text(text, encoding="utf-8")
-        partial.replace(path)  # Prometheus reloading meanwhile sees the old file or the new one
+        replace_file(path, text)
         written.append(path)
     return written
 

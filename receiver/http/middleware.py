@@ -10,11 +10,13 @@ from typing import TypeVar
 import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
-from redis.exceptions import BusyLoadingError, ConnectionError as RedisConnectionError, TimeoutError as RedisTimeout
+from redis.exceptions import BusyLoadingError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeout
 
-from .appkeys import SERVICE_METRICS
+from ..appkeys import HTTP_REQUESTS
+from ..logging_setup import request_id
 from .errors import ApiError, InvalidBody
-from .logging_setup import request_id
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,7 @@ async def request_context(request: web.Request, handler) -> web.StreamResponse:
         response.headers["X-Request-ID"] = rid
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "unmatched"
-        request.app[SERVICE_METRICS].http_requests.labels(route, str(response.status)).inc()
+        request.app[HTTP_REQUESTS].labels(route, str(response.status)).inc()
         return response
     finally:
         request_id.reset(token)

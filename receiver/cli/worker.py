@@ -6,16 +6,14 @@ import asyncio
 import logging
 import signal
 
-from prometheus_client import CollectorRegistry
-
 from agents import AnalysisMetrics, LLMClient
 from ingestion import MetricsQueries
+from prometheus_client import CollectorRegistry
 
-from .analyze_api import analysis_config, analysis_for_incidents
-from .app import connect
-from .incidents import run_worker
-from .logging_setup import configure_logging
-from .settings import Settings
+from ..app import connect, incident_worker
+from ..incidents import IncidentMetrics, incident_analysis
+from ..logging_setup import configure_logging
+from ..settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +24,12 @@ async def run(settings: Settings, *, consumer: str | None = None) -> int:
         log.error("a worker needs REDIS_URL: the Redis the service stores its notifications in")
         return 2
     redis = connect(settings.redis_url)
-    config = analysis_config(settings)
+    config = settings.analysis_config()
     llm = LLMClient.from_config(config)
     registry = CollectorRegistry()
-    analysis = analysis_for_incidents(MetricsQueries(redis), config, llm, AnalysisMetrics(registry))
-    task = asyncio.create_task(run_worker(redis, analysis, settings, registry=registry, consumer=consumer))
+    analysis = incident_analysis(MetricsQueries(redis), config, llm, AnalysisMetrics(registry))
+    worker = incident_worker(settings, redis, analysis, metrics=IncidentMetrics.create(registry), consumer=consumer)
+    task = asyncio.create_task(worker.run())
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, task.cancel)

@@ -6,11 +6,10 @@ import codecs
 
 import orjson
 from aiohttp import web
+from ingestion import Batch, LogEntry
 from pydantic import ValidationError
 
-from ingestion import Batch, LogEntry
-
-from .appkeys import INTAKE, SETTINGS
+from ..appkeys import INTAKE, SETTINGS
 from .auth import require_token
 from .errors import ApiError, InvalidBody, UnsupportedMediaType
 from .middleware import validation_detail

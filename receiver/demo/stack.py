@@ -21,10 +21,10 @@ from pathlib import Path
 import yaml
 from aiohttp import ClientError, ClientSession, ClientTimeout
 
-from .rules import SCRAPE_JOB, RuleTiming, write_rules
-from .settings import Settings
+from ..rules import SCRAPE_JOB, RuleTiming, write_rules
+from ..settings import Settings
 
-DEPLOY_DIR = Path(__file__).resolve().parents[1] / "deploy"
+DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy"
 PROMETHEUS_CONFIG = DEPLOY_DIR / "prometheus" / "prometheus.yml"
 ALERTMANAGER_CONFIG = DEPLOY_DIR / "alertmanager" / "alertmanager.yml"
 LOOPBACK = "127.0.0.1"

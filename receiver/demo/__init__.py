@@ -18,19 +18,18 @@ import shutil
 import signal
 import sys
 import time
-from datetime import datetime, timedelta, timezone
 from collections.abc import Coroutine
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
-
 from ingestion.simulate import LiveTraffic, generate_lines, scenario_timeline
 
-from . import demo_alerting
-from .app import create_app
-from .settings import Settings
+from ..app import create_app
+from ..settings import Settings
+from . import alerting as demo_alerting
 
 SCENARIO = "deploy-regression"
 MINUTES = 9

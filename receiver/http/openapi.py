@@ -12,11 +12,8 @@ from importlib import metadata
 from typing import Any, Literal
 
 import orjson
-from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, create_model
-from pydantic.json_schema import JsonSchemaMode, models_json_schema
-
 from agents import Report
+from aiohttp import web
 from ingestion import LogEntry
 from ingestion.views import (
     Backends,
@@ -30,13 +27,14 @@ from ingestion.views import (
     StatusCodes,
     TerminationStates,
 )
+from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from .analyze_api import AnalyzeBody
-from .incidents import Incident, IncidentSummary
-from .incidents_api import ListParams
-from .logs_api import JSON_TYPES, NDJSON_TYPES, TEXT_TYPES
-from .metrics_api import WindowParams
-from .webhook import Notification
+from ..incidents import Incident, IncidentSummary, Notification
+from .analyze import AnalyzeBody
+from .incidents import ListParams
+from .logs import JSON_TYPES, NDJSON_TYPES, TEXT_TYPES
+from .metrics import WindowParams
 
 OPENAPI_VERSION = "3.1.0"
 REF = "#/components/schemas/{model}"

@@ -1,36 +1,17 @@
-"""`GET /incidents`, `/incidents/{id}` and `/incidents/{id}/postmortem`, and the in-process worker."""
+"""`GET /incidents`, `/incidents/{id}` and `/incidents/{id}/postmortem`."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 from typing import Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .appkeys import (
-    ALERT_STREAM,
-    INCIDENT_ANALYSIS,
-    INCIDENT_METRICS,
-    INCIDENTS,
-    POSTMORTEMS,
-    REDIS,
-    REGISTRY,
-    SETTINGS,
-)
+from ..appkeys import INCIDENTS, POSTMORTEMS
+from ..incidents import Incident, is_incident_id
 from .errors import ApiError, InvalidBody, NotFound
-from .incidents import (
-    AlertStream,
-    Incident,
-    IncidentMetrics,
-    IncidentRepository,
-    PostmortemWriter,
-    build_worker,
-    is_incident_id,
-)
 from .middleware import validation_detail
 
 log = logging.getLogger(__name__)
@@ -75,36 +56,6 @@ async def _incident(request: web.Request) -> Incident:
     if incident is None:
         raise NotFound(f"no incident {ident}")
     return incident
-
-
-async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The incident store, the alert stream and, with `run_worker`, a worker in this process."""
-    settings = app[SETTINGS]
-    redis = app[REDIS]
-    app[ALERT_STREAM] = AlertStream(redis)
-    app[INCIDENTS] = IncidentRepository(redis)
-    app[POSTMORTEMS] = PostmortemWriter(settings.postmortem_dir, slo_target_pct=settings.slo_target_pct)
-    app[INCIDENT_METRICS] = metrics = IncidentMetrics.create(app[REGISTRY])
-    analysis = app.get(INCIDENT_ANALYSIS)
-    task: asyncio.Task | None = None
-    if settings.run_worker and analysis is not None:
-        worker = build_worker(redis, analysis, settings, metrics=metrics)
-        task = asyncio.create_task(worker.run(), name="incident-worker")
-        task.add_done_callback(_stopped)
-    elif settings.run_worker:
-        log.warning("no incident analysis configured: notifications are stored, not processed, in this process")
-    try:
-        yield
-    finally:
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-
-def _stopped(task: asyncio.Task) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("incident worker stopped", exc_info=task.exception())
 
 
 def setup_routes(app: web.Application) -> None:

@@ -12,25 +12,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import os
 import socket
 import time
-from collections import Counter, deque
-from collections.abc import AsyncIterator
+from collections import Counter
 from dataclasses import dataclass
-from itertools import islice
-
-from aiohttp import web
-from prometheus_client import Gauge
-from redis.exceptions import RedisError
 
 from ingestion.syslog_framing import StreamFramer, message_lines
+from redis.exceptions import RedisError
 
-from .appkeys import INTAKE, REGISTRY, SERVICE_METRICS, SETTINGS, SYSLOG, SYSLOG_LIMITS
-from .log_intake import LogIntake
-from .service_metrics import ServiceMetrics
-from .settings import Settings
+from .line_queue import LineQueue
+from .logs import LogIntake
+from .metrics import IntakeMetrics
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +44,14 @@ _DATAGRAMS_PER_WAKEUP = 4096
 _READ_PAUSE_SECONDS = 0.001
 
 
+DEFAULT_QUEUE_LINES = 200_000
+
+
 @dataclass(frozen=True, slots=True)
 class SyslogLimits:
     # Held in memory at most, about 250 bytes a line; beyond it new lines are dropped.
     # At 50,000 lines/s, the default 200,000 lines ride out a four-second Redis outage.
-    queue_lines: int = Settings.model_fields["syslog_queue_lines"].default
+    queue_lines: int = DEFAULT_QUEUE_LINES
     batch_lines: int = 5_000  # a write starts as soon as this many lines wait...
     flush_seconds: float = 0.1  # ...and at the latest this long after the previous one
     # Absorbs arrivals while a batch is being parsed on the loop: 4 MiB holds about
@@ -66,67 +62,10 @@ class SyslogLimits:
     shutdown_seconds: float = 5.0
 
 
-class LineQueue:
-    """Lines waiting to be written, oldest first, bounded. A batch leaves only once written.
-
-    Lines are kept as bare strings and their transports as runs: strings are not
-    tracked by the garbage collector, whereas a container per datagram would be, and
-    at 50,000 a second those survivors bring full collections of 150 ms, long
-    enough for the kernel's receive buffer to overflow.
-    """
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._lines: deque[str] = deque()
-        self._runs: deque[list] = deque()  # [transport, lines], oldest first
-
-    @property
-    def held(self) -> int:
-        return len(self._lines)
-
-    def offer(self, lines: list[str], transport: str) -> int:
-        """Keep what fits; answers how many lines did not."""
-        room = self.capacity - len(self._lines)
-        if room <= 0:
-            return len(lines)
-        dropped = max(0, len(lines) - room)
-        if dropped:
-            lines = lines[:room]
-        self._lines.extend(lines)
-        if self._runs and self._runs[-1][0] == transport:
-            self._runs[-1][1] += len(lines)
-        else:
-            self._runs.append([transport, len(lines)])
-        return dropped
-
-    def peek(self, limit: int) -> list[str]:
-        """The oldest `limit` lines, left in the queue."""
-        return list(islice(self._lines, limit))
-
-    def commit(self, count: int) -> Counter:
-        """Forget the oldest `count` lines; answers how many came by each transport."""
-        popleft = self._lines.popleft
-        for _ in range(count):
-            popleft()
-        removed: Counter = Counter()
-        while count:
-            run = self._runs[0]
-            taken = min(count, run[1])
-            removed[run[0]] += taken
-            run[1] -= taken
-            count -= taken
-            if not run[1]:
-                self._runs.popleft()
-        return removed
-
-    def clear(self) -> Counter:
-        return self.commit(len(self._lines))
-
-
 class SyslogListener:
     """UDP and TCP sockets on one port, a bounded queue, and the flusher that empties it into the intake."""
 
-    def __init__(self, intake: LogIntake, metrics: ServiceMetrics, limits: SyslogLimits = SyslogLimits()) -> None:
+    def __init__(self, intake: LogIntake, metrics: IntakeMetrics, limits: SyslogLimits = SyslogLimits()) -> None:
         self._intake = intake
         self._limits = limits
         self._queue = LineQueue(limits.queue_lines)
@@ -386,28 +325,3 @@ def _show(address: tuple) -> str:
 def _report_crash(task: asyncio.Task) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("syslog flusher stopped", exc_info=task.exception())
-
-
-async def syslog_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Listen for syslog on SYSLOG_HOST:SYSLOG_PORT (UDP and TCP) while the app runs; port 0 disables it."""
-    settings = app[SETTINGS]
-    if not settings.syslog_port:
-        yield
-        return
-    limits = app.get(SYSLOG_LIMITS) or SyslogLimits(queue_lines=settings.syslog_queue_lines)
-    listener = SyslogListener(app[INTAKE], app[SERVICE_METRICS], limits)
-    await listener.start(settings.syslog_host, settings.syslog_port)
-    app[SYSLOG] = listener
-    registry = app[REGISTRY]
-    gauge = None
-    if not math.isnan(listener.kernel_drops()):
-        gauge = Gauge("incident_copilot_syslog_kernel_drops",
-                      "Syslog datagrams the kernel dropped because the receive buffer was full.", registry=registry)
-        gauge.set_function(listener.kernel_drops)
-    log.info("syslog listening", extra={"addresses": listener.addresses})
-    try:
-        yield
-    finally:
-        await listener.close()
-        if gauge is not None:
-            registry.unregister(gauge)

@@ -11,11 +11,11 @@ from datetime import datetime, timezone
 
 from aiohttp import web
 
-from .appkeys import ALERT_STREAM, INCIDENT_METRICS, SETTINGS
+from ..appkeys import ALERT_STREAM, INCIDENT_METRICS, SETTINGS
+from ..incidents import Notification
 from .auth import require_token
 from .errors import ApiError
 from .middleware import json_object_body
-from .webhook import Notification
 
 # Alertmanager sends every alert of a group in one body; a megabyte is thousands of alerts.
 MAX_ALERTS_BODY = 1024 * 1024

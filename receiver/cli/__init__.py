@@ -8,7 +8,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from .settings import Settings
+from ..settings import Settings
 
 
 def _utc(value: str) -> datetime:
@@ -22,8 +22,8 @@ def _utc(value: str) -> datetime:
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from .app import create_app
-    from .logging_setup import configure_logging
+    from ..app import create_app
+    from ..logging_setup import configure_logging
 
     settings = Settings()
     configure_logging(settings.log_format, settings.log_level)
@@ -34,7 +34,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from .ingest_client import ingest_file
+    from .ingest import ingest_file
 
     settings = Settings()
     url = args.url or f"http://{settings.host}:{settings.port}"
@@ -45,7 +45,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from ingestion.simulate import generate_lines
 
-    from .log_intake import log_timezone
+    from ..intake import log_timezone
 
     tz = log_timezone(Settings().log_timezone)  # write dates the way the service will read them
     start = args.start or (datetime.now(timezone.utc) - timedelta(minutes=args.minutes))
@@ -64,7 +64,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from .analysis_client import analyze_remote
+    from .analyze import analyze_remote
 
     settings = Settings()
     url = args.url or f"http://{settings.host}:{settings.port}"
@@ -74,14 +74,14 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluation_run import run_scenarios
+    from .evaluate import run_scenarios
 
     return asyncio.run(run_scenarios(Settings(), scenarios=args.scenario or None))
 
 
 def cmd_rules(args: argparse.Namespace) -> int:
-    from .resources import resource_dir
-    from .rules import stale_rule_files, write_rules
+    from ..resources import resource_dir
+    from ..rules import stale_rule_files, write_rules
 
     settings = Settings()
     directory = Path(args.out) if args.out else resource_dir("alert_rules")
@@ -99,13 +99,13 @@ def cmd_rules(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from .worker_process import run
+    from .worker import run
 
     return asyncio.run(run(Settings(), consumer=args.consumer))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import main as demo
+    from ..demo import main as demo
 
     return demo()
 
@@ -167,6 +167,3 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     return args.func(args)
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

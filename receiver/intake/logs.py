@@ -8,9 +8,17 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
-from ingestion import Batch, IngestCounts, MetricsStore, TimeBounds, add_entries, add_ndjson_lines, add_text_lines
+from ingestion import (
+    Batch,
+    IngestCounts,
+    MetricsStore,
+    TimeBounds,
+    add_entries,
+    add_ndjson_lines,
+    add_text_lines,
+)
 
-from .service_metrics import ServiceMetrics
+from .metrics import IntakeMetrics
 
 # Parsing is CPU work on the event loop. One batch is parsed at a time, a chunk between
 # turns of the loop (about 5 ms), so that a query or a health check waits for one chunk
@@ -28,7 +36,7 @@ def log_timezone(name: str) -> tzinfo:
 
 class LogIntake:
     def __init__(self, store: MetricsStore, *, tz: tzinfo, retention_minutes: int, skew_seconds: int,
-                 metrics: ServiceMetrics | None = None, now: Callable[[], float] = time.time) -> None:
+                 metrics: IntakeMetrics | None = None, now: Callable[[], float] = time.time) -> None:
         self.store = store
         self.tz = tz
         self._retention = retention_minutes * 60

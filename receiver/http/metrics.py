@@ -5,13 +5,19 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from aiohttp import web
+from ingestion import collect_metrics, render_metrics
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
-from ingestion import collect_metrics, render_metrics
-
-from .appkeys import QUERIES, REDIS, REGISTRY
+from ..appkeys import QUERIES, REDIS, REGISTRY
 from .errors import InvalidBody
 from .middleware import validation_detail
 

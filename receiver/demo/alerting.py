@@ -15,10 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
-
 from ingestion.simulate import LiveTraffic
 
-from .alerting_stack import (
+from .stack import (
     ALERTING_PACKAGES,
     ALERTMANAGER_CONFIG,
     PROMETHEUS_CONFIG,
@@ -26,8 +25,8 @@ from .alerting_stack import (
     ProcessGroup,
     missing_programs,
 )
-from .rules import RuleTiming
-from .settings import Settings
+from ..rules import RuleTiming
+from ..settings import Settings
 
 # Windows of seconds rather than minutes; the traffic baseline keeps its hour, so the traffic
 # alerts stay silent in a Prometheus that has only just started.

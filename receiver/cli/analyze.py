@@ -6,7 +6,6 @@ import sys
 from datetime import datetime
 
 import aiohttp
-
 from agents import Report, format_report
 
 

@@ -1,0 +1,5 @@
+"""`python -m receiver.cli`: the same as the `incident-copilot` command."""
+
+from . import main
+
+raise SystemExit(main())

@@ -1,0 +1,19 @@
+"""The HTTP edge: route handlers, request plumbing (middleware, errors, auth) and the OpenAPI document.
+
+Handlers read the application's resources through `receiver.appkeys`; the composition root
+(`receiver.app`) puts them there.
+"""
+
+from aiohttp import web
+
+from . import alerts, analyze, incidents, logs, metrics, openapi
+from .middleware import request_context
+
+
+def setup_routes(app: web.Application) -> None:
+    """Every route of the service."""
+    for room in (logs, metrics, analyze, alerts, incidents, openapi):
+        room.setup_routes(app)
+
+
+__all__ = ["request_context", "setup_routes"]

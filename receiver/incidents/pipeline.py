@@ -1,0 +1,225 @@
+"""One stored notification, start to finish: dedup → analyse → render → record.
+
+The HTTP edge has already validated and persisted the notification. Here the lifecycle
+decision is saved atomically, the analysis (or the recheck after a resolution) runs, the
+post-mortem is rendered, and the stream entry is acknowledged only once the incident is
+saved, so every stage can run twice without doing anything twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from agents import AnalysisRequest, Report, SignalsUnavailable
+from redis.exceptions import BusyLoadingError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from . import lifecycle
+from .analysis import Analyse, IncidentAnalysis
+from .lifecycle import Action, Decision, Policy, Reason
+from .metrics import IncidentMetrics
+from .model import Delivery, Incident
+from .postmortem import PostmortemWriter
+from .repository import IncidentRepository
+from .stream import AlertStream
+
+log = logging.getLogger(__name__)
+
+# Failures a later attempt can get past: the entry is left pending and retried, never recorded as final.
+TRANSIENT = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, ConnectionRefusedError)
+# An analysis that could not read the metrics is tried again (up to `max_deliveries`), not recorded as failed.
+ANALYSIS_RETRIES = (*TRANSIENT, SignalsUnavailable)
+INDEX_LIMIT = 1000
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """A notification's lifecycle decision and the group's incident before and after it (None: unchanged)."""
+
+    decision: Decision
+    before: Incident | None
+    after: Incident | None
+
+    @property
+    def touches_incident(self) -> bool:
+        """Written now, or written by an earlier attempt whose work may be unfinished."""
+        return self.after is not None or self.decision.reason is Reason.ALREADY_APPLIED
+
+
+class NotificationPipeline:
+    """The stages one notification goes through; safe to run twice for the same entry."""
+
+    def __init__(
+        self,
+        stream: AlertStream,
+        incidents: IncidentRepository,
+        analysis: IncidentAnalysis,
+        *,
+        postmortems: PostmortemWriter | None = None,
+        metrics: IncidentMetrics | None = None,
+        concurrency: int = 2,
+        keep_result_seconds: float = 60.0,
+        retry_seconds: tuple[float, float] = (0.5, 10.0),
+        policy: Policy = lifecycle.DEFAULT_POLICY,
+        now: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.stream = stream
+        self.incidents = incidents
+        self.analysis = analysis
+        self.postmortems = postmortems
+        self.metrics = metrics
+        self.keep_result_seconds = keep_result_seconds
+        self.retry_seconds = retry_seconds
+        self.policy = policy
+        self._now = now
+        self._analyses = asyncio.Semaphore(concurrency)
+        self._group_order: dict[str, list] = {}
+
+    async def handle(self, delivery: Delivery) -> Incident | None:
+        """dedup → analyse → render → record, for one stored notification; safe to run twice."""
+        applied = await self._dedup(delivery)
+        incident = applied.after or applied.before
+        if incident is not None and applied.touches_incident:
+            owed = (lifecycle.owed_analysis(incident, delivery.entry_id)
+                    or lifecycle.owed_recheck(incident, delivery.entry_id))
+            if owed:
+                await self._render(incident)  # the draft exists while the analysis runs
+            incident = await self._analyse(incident, delivery.entry_id)
+            incident = await self._recheck(incident, delivery.entry_id)
+            await self._render(incident)
+        await self._record(delivery, applied)
+        return incident
+
+    async def _dedup(self, delivery: Delivery) -> Applied:
+        decisions: list[Decision] = []
+
+        def change(current: Incident | None) -> Incident | None:
+            decisions.append(lifecycle.decide(current, delivery, policy=self.policy))
+            return lifecycle.apply(current, delivery, decisions[-1], now=self._now(), policy=self.policy)
+
+        async with self._in_order(delivery.notification.group_key):
+            before, after = await self.incidents.change_group(delivery.notification.group_key, change)
+        return Applied(decisions[-1], before, after)
+
+    async def _analyse(self, incident: Incident, entry_id: str) -> Incident:
+        due = lifecycle.owed_analysis(incident, entry_id)
+        if due is None:
+            return incident
+        report, error = await self._run("analysis", self.analysis.analyse, lifecycle.analysis_request(incident, due))
+        if report is not None:
+            return await self._keep_result(
+                incident.id, lambda c: lifecycle.attach_report(c, due, report, now=self._now()))
+        return await self.incidents.change(
+            incident.id, lambda c: lifecycle.record_analysis_failure(c, due, error or "unknown error", now=self._now()))
+
+    async def _recheck(self, incident: Incident, entry_id: str) -> Incident:
+        due = lifecycle.owed_recheck(incident, entry_id)
+        if due is None:
+            return incident
+        check = self.analysis.recheck or self.analysis.analyse
+        report, error = await self._run("recheck", check, lifecycle.recheck_request(incident, due))
+        if report is not None:
+            return await self._keep_result(
+                incident.id, lambda c: lifecycle.attach_recheck(c, due, report, now=self._now()))
+        return await self.incidents.change(
+            incident.id, lambda c: lifecycle.record_recheck_failure(c, due, error or "unknown error", now=self._now()))
+
+    async def _keep_result(self, incident_id: str, change: Callable[[Incident], Incident]) -> Incident:
+        """Store a finished analysis, waiting out a short Redis outage rather than analysing again.
+
+        Retried for as long as no other worker may reclaim the notification; after that the
+        error stands, and whoever reclaims it runs the analysis again.
+        """
+        delay = self.retry_seconds[0]
+        deadline = time.monotonic() + self.keep_result_seconds
+        while True:
+            try:
+                return await self.incidents.change(incident_id, change)
+            except TRANSIENT as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("redis unavailable; storing the analysis again in %.1f s: %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.retry_seconds[1])
+
+    async def _run(self, kind: str, analyse: Analyse, request: AnalysisRequest) -> tuple[Report | None, str | None]:
+        """One analysis under the concurrency limit; a failure is returned, a transient one raised."""
+        async with self._analyses:
+            if self.metrics is not None:
+                self.metrics.analyses_running.inc()
+            started = time.perf_counter()
+            try:
+                report = await analyse(request)
+            except ANALYSIS_RETRIES:
+                self._count_analysis(kind, "none", "retry", started)
+                raise
+            except Exception as exc:  # the analysis' own failure: recorded on the incident, not retried
+                log.warning("%s failed", kind, exc_info=True)
+                self._count_analysis(kind, "none", "failed", started)
+                return None, f"{type(exc).__name__}: {exc}"[:500]
+            finally:
+                if self.metrics is not None:
+                    self.metrics.analyses_running.dec()
+        self._count_analysis(kind, report.synthesis.mode, "ok", started)
+        return report, None
+
+    def _count_analysis(self, kind: str, mode: str, outcome: str, started: float) -> None:
+        if self.metrics is not None:
+            self.metrics.analyses.labels(kind, mode, outcome).inc()
+            self.metrics.analysis_seconds.labels(kind).observe(time.perf_counter() - started)
+
+    async def _render(self, incident: Incident) -> None:
+        if self.postmortems is None:
+            return
+        await self.postmortems.write(incident)
+        await self.postmortems.write_index(lambda: self.incidents.summaries(limit=INDEX_LIMIT))
+
+    async def _record(self, delivery: Delivery, applied: Applied) -> None:
+        await self.stream.ack(delivery.entry_id)
+        decision, before, after = applied.decision, applied.before, applied.after
+        incident = after or before
+        log.info("notification processed", extra={
+            "entry": delivery.entry_id, "action": decision.action.value, "reason": decision.reason.value,
+            "incident": incident.id if incident else None,
+        })
+        if self.metrics is None:
+            return
+        self.metrics.decisions.labels(decision.action.value, decision.reason.value).inc()
+        if after is not None and decision.action is Action.OPEN:
+            self.metrics.opened.inc()
+        if after is not None and after.status == "resolved" and (
+                before is None or before.id != after.id or before.status != "resolved"):
+            self.metrics.resolved.inc()
+
+    @contextlib.asynccontextmanager
+    async def _in_order(self, group_key: str) -> AsyncIterator[None]:
+        """Apply one group's notifications in the order this worker took them."""
+        slot = self._group_order.setdefault(group_key, [asyncio.Lock(), 0])
+        slot[1] += 1
+        try:
+            async with slot[0]:
+                yield
+        finally:
+            slot[1] -= 1
+            if slot[1] == 0:
+                del self._group_order[group_key]
+
+    async def abandon(self, delivery: Delivery, reason: str) -> None:
+        """Record on the incident that a notification owed work was given up."""
+        current = await self.incidents.latest_for_group(delivery.notification.group_key)
+        if current is not None and (lifecycle.owed_analysis(current, delivery.entry_id)
+                                    or lifecycle.owed_recheck(current, delivery.entry_id)):
+            text = f"Processing of a notification {reason}."
+            await self._render(await self.incidents.change(
+                current.id, lambda c: lifecycle.abandon(c, delivery.entry_id, text, now=self._now())))
