@@ -4,70 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import tempfile
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import fakeredis
 import pytest
-import redis as redis_sync
 from redis.asyncio import Redis
 
 from receiver.embedded_redis import find_redis_server
 from receiver.settings import Settings
-
-# Each write reaches the disk before Redis answers it: a restart, even a crash, loses nothing acknowledged.
-DURABLE = ("--appendonly", "yes", "--appendfsync", "always")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class RedisServer:
-    """A real redis-server on a free loopback port, restartable for fault tests."""
-
-    def __init__(self, binary: str, directory: Path, *extra: str) -> None:
-        self.binary = binary
-        self.directory = directory
-        self.port = free_port()
-        self.extra = extra
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
-             "--save", "", "--appendonly", "no", *self.extra],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        client = redis_sync.Redis(port=self.port)
-        for _ in range(200):
-            try:
-                if client.ping():
-                    return
-            except redis_sync.ConnectionError:
-                time.sleep(0.025)
-        raise RuntimeError(f"redis-server on port {self.port} did not start")
-
-    def stop(self, *, kill: bool = False) -> None:
-        """SIGTERM (Redis shuts down cleanly) or, with `kill`, SIGKILL: a crash, only what is on disk survives."""
-        if self.process and self.process.poll() is None:
-            if kill:
-                self.process.kill()
-            else:
-                self.process.terminate()
-            self.process.wait(10)
-        self.process = None
-
+from tests.support.redis_server import DURABLE, RedisServer
 
 def redis_binary() -> str:
     try:
@@ -128,8 +75,3 @@ def _no_ambient_config(monkeypatch: pytest.MonkeyPatch) -> None:
         if name in Settings.model_fields or name.lower() in Settings.model_fields:
             monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-
-
-def with_settings(settings: Settings, **overrides) -> Settings:
-    """A validated copy (model_copy would skip validation, leaving e.g. tokens as plain str)."""
-    return Settings(_env_file=None, **{**settings.model_dump(), **overrides})

@@ -1,0 +1,190 @@
+"""The lifecycle decisions, as pure functions: what each notification does to its group's incident."""
+
+from __future__ import annotations
+
+import copy
+from datetime import timedelta
+
+import pytest
+
+from agents import Severity
+from receiver.incidents import Action, Incident, Reason, lifecycle
+from receiver.incidents.naming import is_incident_id, is_postmortem_file
+
+from tests.support.incidents import T0, delivery, make_report, ok_report, payload
+
+FIRING, JOINED, RESOLVED = "backend-5xx-firing", "backend-5xx-joined", "backend-5xx-resolved"
+
+
+def step(incident: Incident | None, name_or_body, entry: str, received) -> tuple[lifecycle.Decision, Incident | None]:
+    d = delivery(name_or_body, entry, received)
+    decision = lifecycle.decide(incident, d)
+    return decision, lifecycle.apply(incident, d, decision, now=received)
+
+
+def opened() -> Incident:
+    return step(None, FIRING, "1-0", T0)[1]
+
+
+def resolved() -> Incident:
+    return step(opened(), RESOLVED, "2-0", T0 + timedelta(minutes=22))[1]
+
+
+def partly_resolved_body() -> dict:
+    body = payload(JOINED)
+    body["alerts"][1].update(status="resolved", endsAt="2026-03-14T09:55:00Z")
+    return body
+
+
+def refired_body() -> dict:
+    body = payload(FIRING)
+    body["alerts"][0]["startsAt"] = "2026-03-14T11:00:00Z"
+    return body
+
+
+@pytest.mark.parametrize(("current", "name", "entry", "after", "action", "reason"), [
+    (lambda: None, FIRING, "9-0", 0, Action.OPEN, Reason.FIRST_FIRING),
+    (lambda: None, RESOLVED, "9-0", 0, Action.OPEN, Reason.RESOLVED_UNSEEN),
+    (opened, FIRING, "1-0", 600, Action.IGNORE, Reason.ALREADY_APPLIED),
+    (opened, FIRING, "9-0", 15, Action.IGNORE, Reason.DUPLICATE),
+    (opened, FIRING, "9-0", 290, Action.IGNORE, Reason.DUPLICATE),
+    (opened, FIRING, "9-0", 4 * 3600, Action.REPEAT, Reason.SAME_FIRING_SET),
+    (opened, JOINED, "9-0", 120, Action.JOIN, Reason.NEW_ALERT),
+    (opened, RESOLVED, "9-0", 1320, Action.RESOLVE, Reason.ALL_RESOLVED),
+    (resolved, RESOLVED, "9-0", 3600, Action.IGNORE, Reason.ALREADY_RESOLVED),
+    (resolved, FIRING, "9-0", 1500, Action.IGNORE, Reason.STALE_FIRING),
+    (resolved, refired_body, "9-0", 5400, Action.OPEN, Reason.REFIRED),
+])
+def test_decisions(current, name, entry, after, action, reason) -> None:
+    body = name() if callable(name) else name
+    decision = lifecycle.decide(current(), delivery(body, entry, T0 + timedelta(seconds=after)))
+    assert (decision.action, decision.reason) == (action, reason)
+
+
+def test_an_alert_resolving_while_others_fire_is_a_repeat() -> None:
+    _, joined = step(opened(), JOINED, "2-0", T0 + timedelta(minutes=2))
+    decision, after = step(joined, partly_resolved_body(), "3-0", T0 + timedelta(minutes=14))
+    assert (decision.action, decision.reason) == (Action.REPEAT, Reason.SOME_RESOLVED)
+    assert after.status == "open"
+    assert after.analysis_due.owner == "2-0"  # the join's analysis is still owed; no new one is asked for
+    assert [a.status for a in after.alerts] == ["firing", "resolved"]
+    assert any(e.kind == "alerts_resolved" for e in after.timeline)
+
+
+def test_opening_records_the_alerts_and_asks_for_an_analysis_of_their_onset() -> None:
+    incident = opened()
+    assert is_incident_id(incident.id) and incident.id.startswith("inc-20260314-")
+    assert is_postmortem_file(incident.postmortem_file)
+    assert incident.status == "open" and incident.severity == "critical"
+    assert incident.onset_at == T0 - timedelta(seconds=29.9)
+    assert incident.time_to_detect == timedelta(seconds=29.9)
+    assert [e.kind for e in incident.timeline] == ["onset", "notified"]
+    due = lifecycle.owed_analysis(incident, "1-0")
+    assert due is not None and lifecycle.owed_analysis(incident, "other") is None
+    request = lifecycle.analysis_request(incident, due)
+    assert request.at == T0 and request.backend == "api" and request.window_minutes == 3  # onset 30 s before, and a minute
+    assert request.alerts[0].labels["backend"] == "api" and request.alerts[0].severity == "critical"
+
+
+def test_a_notification_read_late_still_looks_at_the_onset() -> None:
+    incident = step(None, FIRING, "1-0", T0 + timedelta(hours=2))[1]  # queued for two hours
+    request = lifecycle.analysis_request(incident, incident.analysis_due)
+    assert request.at == incident.onset_at + timedelta(minutes=30)
+    assert request.at - timedelta(minutes=request.window_minutes) < incident.onset_at
+
+
+def test_the_same_notification_id_always_gives_the_same_incident() -> None:
+    assert opened() == opened()
+    other = step(None, FIRING, "7-0", T0)[1]
+    assert other.id != opened().id
+
+
+def test_a_repeat_is_folded_into_one_timeline_entry() -> None:
+    incident = opened()
+    for hours in (4, 8, 12):
+        incident = step(incident, FIRING, f"{hours}-0", T0 + timedelta(hours=hours))[1]
+    repeats = [e for e in incident.timeline if e.kind == "repeat"]
+    assert len(repeats) == 1 and repeats[0].count == 3 and repeats[0].last_at == T0 + timedelta(hours=12)
+    assert incident.analysis_due.owner == "1-0"  # still only the first analysis is owed
+
+
+def test_a_joining_alert_asks_for_a_new_analysis_by_its_notification() -> None:
+    decision, incident = step(opened(), JOINED, "2-0", T0 + timedelta(minutes=2))
+    assert decision.new_fingerprints == ("4e81c07d2b9a6f35",)
+    assert incident.revision == 2 and incident.analysis_due.owner == "2-0"
+    assert lifecycle.owed_analysis(incident, "1-0") is None
+    assert len(lifecycle.analysis_request(incident, incident.analysis_due).alerts) == 2
+
+
+def test_resolution_records_the_end_and_asks_for_a_check() -> None:
+    incident = resolved()
+    assert incident.status == "resolved"
+    assert incident.ended_at == T0.replace(hour=10, minute=3, second=15, microsecond=500000)
+    assert incident.time_to_resolve == timedelta(minutes=21, seconds=45.4)
+    due = lifecycle.owed_recheck(incident, "2-0")
+    check = lifecycle.recheck_request(incident, due)
+    assert check.alerts == [] and check.backend == "api" and check.window_minutes == 5
+    assert check.at == T0 + timedelta(minutes=22)
+
+
+def test_first_heard_of_when_resolved() -> None:
+    decision, incident = step(None, RESOLVED, "1-0", T0 + timedelta(minutes=22))
+    assert incident.status == "resolved" and incident.time_to_detect is None
+    assert incident.analysis_due is not None and incident.recheck_due is not None
+    request = lifecycle.analysis_request(incident, incident.analysis_due)
+    assert request.at <= incident.ended_at
+    assert request.at - timedelta(minutes=request.window_minutes) < incident.onset_at
+
+
+def test_refiring_after_resolution_opens_a_new_incident_linked_to_the_old() -> None:
+    old = resolved()
+    _, new = step(old, refired_body(), "9-0", T0 + timedelta(hours=2))
+    assert new.id != old.id and new.status == "open" and new.previous_incident == old.id
+
+
+def test_the_first_report_marks_the_diagnosis_and_a_late_older_one_is_not_kept() -> None:
+    incident = opened()
+    first_due = incident.analysis_due
+    _, joined = step(incident, JOINED, "2-0", T0 + timedelta(minutes=2))
+    second_due = joined.analysis_due
+    newer = lifecycle.attach_report(joined, second_due, make_report(title="newer"), now=T0 + timedelta(minutes=3))
+    late = lifecycle.attach_report(newer, first_due, make_report(title="older"), now=T0 + timedelta(minutes=4))
+    assert late.report.title == "newer" and late.report_revision == 2
+    assert late.diagnosed_at == T0 + timedelta(minutes=3)
+    assert late.analysis_due is None
+
+
+def test_an_analysis_finishing_after_the_resolution_keeps_the_incident_resolved() -> None:
+    incident = resolved()
+    due = incident.analysis_due
+    after = lifecycle.attach_report(incident, due, make_report(), now=T0 + timedelta(minutes=23))
+    assert after.status == "resolved" and after.report is not None and after.analysis_due is None
+    assert after.recheck_due is not None  # the check is a separate piece of work
+
+
+def test_a_check_that_finds_the_signals_still_abnormal_says_so() -> None:
+    incident = resolved()
+    still = lifecycle.attach_recheck(incident, incident.recheck_due, make_report(severity=Severity.warning),
+                                     now=T0 + timedelta(minutes=23))
+    assert not still.recheck.normal and still.recheck.abnormal == ["errors: 5xx rate 23 % on backend api."]
+    fine = lifecycle.attach_recheck(incident, incident.recheck_due, ok_report(), now=T0 + timedelta(minutes=23))
+    assert fine.recheck.normal and fine.recheck_due is None
+
+
+def test_abandoning_clears_only_the_work_of_that_entry() -> None:
+    incident = resolved()
+    after = lifecycle.abandon(incident, "2-0", "gave up", now=T0)
+    assert after.recheck_due is None and after.analysis_due is not None
+    assert lifecycle.abandon(after, "nobody", "gave up", now=T0) == after
+
+
+def test_duplicate_bookkeeping_stays_bounded() -> None:
+    incident = opened()
+    body = payload(FIRING)
+    for index in range(300):
+        varied = copy.deepcopy(body)
+        varied["alerts"][0]["startsAt"] = f"2026-03-14T09:41:{index % 60:02d}.{index:03d}Z"  # a new key each time
+        incident = step(incident, varied, f"{index + 2}-0", T0 + timedelta(hours=index + 1))[1]
+    assert len(incident.applied) == lifecycle.DEFAULT_POLICY.keep_applied
+    assert len(incident.seen) == lifecycle.DEFAULT_POLICY.keep_seen
+    assert len(incident.timeline) < 10

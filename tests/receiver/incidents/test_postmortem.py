@@ -1,0 +1,235 @@
+"""Post-mortem drafts: golden files, escaping of hostile strings, file names and safe writing.
+
+Regenerate the golden files after an intended change with `UPDATE_GOLDEN=1 pytest tests/receiver/incidents/test_postmortem.py`
+and review the diff.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from agents import Severity
+from receiver.resources import resource_dir
+from receiver.incidents import Incident, PostmortemWriter, UnsafePath, lifecycle
+from receiver.incidents.naming import is_postmortem_file, postmortem_file_name, slugify
+from receiver.incidents.postmortem import (
+    impact,
+    is_untouched,
+    markdown_code,
+    markdown_link,
+    markdown_text,
+)
+
+from tests.support.incidents import T0, delivery, make_report, ok_report, payload
+
+GOLDEN = Path(__file__).parent / "golden"
+HOSTILE = ("evil | pipe `tick` <img src=x onerror=alert(1)> <script>alert(1)</script>\n"
+           "# Heading\n[click](javascript:alert(1)) ![img](http://evil.example/x.png) **bold** _it_ &amp;")
+
+
+def writer(tmp_path: Path) -> PostmortemWriter:
+    return PostmortemWriter(tmp_path / "post-mortems", templates=resource_dir("templates"), slo_target_pct=99.9)
+
+
+def step(incident: Incident | None, name_or_body, entry: str, received) -> Incident:
+    d = delivery(name_or_body, entry, received)
+    after = lifecycle.apply(incident, d, lifecycle.decide(incident, d), now=received)
+    assert after is not None
+    return after
+
+
+def opened_feastest() -> Incident:
+    """The real Alertmanager 0.25 test alert, 30 s after it started, not analysed yet."""
+    return step(None, "firing", "1764088015864-0", T0.replace(month=11, day=25, hour=16, minute=26, second=55))
+
+
+def resolved_backend_incident() -> Incident:
+    """Fired, analysed, joined by a second alert, analysed again (by the model), repeated, resolved, checked."""
+    incident = step(None, "backend-5xx-firing", "1-0", T0)
+    due = lifecycle.owed_analysis(incident, "1-0")
+    incident = lifecycle.attach_report(incident, due, make_report(), now=T0 + timedelta(seconds=41))
+    incident = step(incident, "backend-5xx-joined", "2-0", T0 + timedelta(minutes=2))
+    due = lifecycle.owed_analysis(incident, "2-0")
+    incident = lifecycle.attach_report(incident, due, make_report(mode="llm", at=T0 + timedelta(minutes=2)),
+                                       now=T0 + timedelta(minutes=2, seconds=12))
+    incident = step(incident, "backend-5xx-joined", "3-0", T0 + timedelta(minutes=8))  # a repeat
+    incident = step(incident, "backend-5xx-resolved", "4-0", T0 + timedelta(minutes=22))
+    due = lifecycle.owed_recheck(incident, "4-0")
+    return lifecycle.attach_recheck(incident, due, ok_report(T0 + timedelta(minutes=22)),
+                                    now=T0 + timedelta(minutes=22, seconds=3))
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert path.exists(), f"missing golden file {path}; run with UPDATE_GOLDEN=1"
+    assert text == path.read_text(), f"{name} differs from its golden file; run with UPDATE_GOLDEN=1 to review"
+
+
+def test_golden_resolved_post_mortem(tmp_path: Path) -> None:
+    check_golden("postmortem-resolved.md", writer(tmp_path).render(resolved_backend_incident()))
+
+
+def test_golden_open_post_mortem(tmp_path: Path) -> None:
+    check_golden("postmortem-open.md", writer(tmp_path).render(opened_feastest()))
+
+
+def test_golden_index(tmp_path: Path) -> None:
+    incidents = [resolved_backend_incident(), opened_feastest()]
+    summaries = sorted((i.summary() for i in incidents), key=lambda s: s.notified_at, reverse=True)
+    check_golden("postmortems-index.md", writer(tmp_path).render_index(summaries))
+
+
+def test_the_post_mortem_follows_the_sre_template(tmp_path: Path) -> None:
+    text = writer(tmp_path).render(resolved_backend_incident())
+    headings = [line for line in text.splitlines() if line.startswith("## ")]
+    assert headings == ["## Summary", "## Impact", "## Timeline", "## Detection", "## Specialist findings",
+                        "## Diagnosis and root cause hypothesis", "## Recommendations", "## Resolution",
+                        "## Action items", "## Lessons learned", "## Supporting information"]
+    assert "**Time to detect:** 30 s · **to diagnose:** 41 s · **to resolve:** 21 min 45 s" in text
+    assert "| Latency P99 | `backend=api` | 420 ms | 1 s | 10 min | within |" in text
+    assert "about 12,000, of which about 2,808 failed with a 5xx" in text
+    assert "a human decides what to do and does it" in text
+
+
+def hostile_incident() -> Incident:
+    body = payload("backend-5xx-firing")
+    alert = body["alerts"][0]
+    alert["annotations"] = {"summary": HOSTILE, "description": HOSTILE,
+                            "runbook_url": "http://ok.example/rb) [evil](javascript:alert(1)"}
+    alert["labels"]["backend"] = "api|`x`|<b>"
+    alert["generatorURL"] = "javascript:alert(document.cookie)"
+    body["commonAnnotations"] = {"summary": HOSTILE}
+    body["commonLabels"] = {}
+    body["groupKey"] = "{}:{alertname=\"x\"}\n## injected"
+    incident = step(None, body, "1-0", T0)
+    report = make_report(title=HOSTILE, diagnosis=HOSTILE + "\n- item\n1. first\n    indented code?\n---",
+                         backend="api|`x`|<b>")
+    return lifecycle.attach_report(incident, lifecycle.owed_analysis(incident, "1-0"), report, now=T0)
+
+
+def test_hostile_strings_stay_text(tmp_path: Path) -> None:
+    text = writer(tmp_path).render(hostile_incident())
+    outside_code = re.sub(r"(`+).+?\1", "", text)  # inside a code span, <b> is shown, never interpreted
+    assert "<img" not in outside_code and "<script" not in outside_code and "<b>" not in outside_code
+    assert "<b>" in text
+    assert not re.search(r"(?<!\\)\]\(", text.split("## Detection")[0])  # no link from the alerts' words
+    assert not re.search(r"\]\(javascript:", text.replace("\\]", ""))
+    assert "![" not in text and "**bold**" not in text and "[click]" not in text
+    # No line the alerts or the model wrote becomes a heading, a list item or a rule.
+    assert [line for line in text.splitlines() if line.startswith("#")] == [
+        line for line in text.splitlines() if re.match(r"^#{1,3} (Incident|[A-Z][a-z ]+$|[A-Z][a-z]+: )", line)]
+    assert "\n# Heading" not in text and "\n- item" not in text and "\n1. first" not in text
+    assert "\n---\n" not in text.split("## Action items")[0].split("## Impact")[1]
+
+
+def test_hostile_strings_keep_tables_in_shape(tmp_path: Path) -> None:
+    text = writer(tmp_path).render(hostile_incident())
+    for table_header, columns in (("| Alert | Status |", 7), ("| Signal | Scope |", 6), ("| Time | Event |", 2),
+                                  ("| Measure | Scope |", 5)):
+        rows = _table(text, table_header)
+        assert rows, table_header
+        for row in rows:
+            assert len(re.findall(r"(?<!\\)\|", row)) == columns + 1, row
+
+
+def _table(text: str, header: str) -> list[str]:
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append(line)
+    return rows
+
+
+@pytest.mark.parametrize(("raw", "escaped"), [
+    ("a|b", "a\\|b"),
+    ("`code`", "\\`code\\`"),
+    ("<b>x</b> & y", "&lt;b&gt;x&lt;/b&gt; &amp; y"),
+    ("line one\nline two\r\nthree", "line one<br>line two<br>three"),
+    ("*star* _under_ [link] ~strike~ \\", "\\*star\\* \\_under\\_ \\[link\\] \\~strike\\~ \\\\"),
+    ("bell\x07 and\u2028separator", "bell and separator".replace(" separator", "separator")),
+])
+def test_markdown_text(raw: str, escaped: str) -> None:
+    assert markdown_text(raw) == escaped
+
+
+def test_markdown_text_multiline_escapes_block_starts() -> None:
+    text = markdown_text("# title\n- item\n+ more\n12. twelfth\n=====\nplain", multiline=True)
+    assert text.splitlines() == ["\\# title", "\\- item", "\\+ more", "12\\. twelfth", "\\=====", "plain"]
+
+
+@pytest.mark.parametrize(("raw", "code"), [
+    ("backend=api", "`backend=api`"),
+    ("a`b", "``a`b``"),
+    ("``x", "``` ``x ```"),
+    ("a|b", "`a\\|b`"),
+    ("two\nlines", "`two lines`"),
+])
+def test_markdown_code(raw: str, code: str) -> None:
+    assert markdown_code(raw) == code
+
+
+def test_markdown_links_are_http_only() -> None:
+    assert markdown_link("source", "http://prom:9090/graph?g0.expr=a+%3E+1&g0.tab=1") == \
+        "[source](http://prom:9090/graph?g0.expr=a+%3E+1&g0.tab=1)"
+    assert markdown_link("rb", "https://x.example/a b)c") == "[rb](https://x.example/a%20b%29c)"
+    for url in ("javascript:alert(1)", "data:text/html,<b>", "/etc/passwd", "//evil", "", None):
+        assert markdown_link("source", url) == "source"
+
+
+@pytest.mark.parametrize(("title", "slug"), [
+    ("Backend api: 5xx rate above 10%", "backend-api-5xx-rate-above-10"),
+    ("../../etc/passwd", "etc-passwd"),
+    ("Ünïcödé ☃ latency", "unicode-latency"),
+    ("/", "incident"),
+    ("a" * 200, "a" * 60),
+])
+def test_slugs(title: str, slug: str) -> None:
+    assert slugify(title) == slug
+    assert is_postmortem_file(postmortem_file_name("inc-20260314-0123abcd", title, T0))
+
+
+def test_paths_stay_inside_the_directory(tmp_path: Path) -> None:
+    w = writer(tmp_path)
+    assert w.path_for("2026-03-14-x-0123abcd.md").parent == (tmp_path / "post-mortems").resolve()
+    for name in ("../secret.md", "/etc/passwd", "2026-03-14-../../x.md", "..", "", "sub/2026-03-14-x.md"):
+        with pytest.raises(UnsafePath):
+            w.path_for(name)
+
+
+async def test_writing_is_atomic_and_an_edited_file_is_kept(tmp_path: Path) -> None:
+    w = writer(tmp_path)
+    incident = opened_feastest()
+    path = await w.write(incident)
+    assert path is not None and is_untouched(path.read_text())
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left behind
+
+    resolved = step(incident, "resolved", "2-0", T0.replace(month=11, day=25, hour=16, minute=32))
+    assert await w.write(resolved) == path
+    assert "Status:** Resolved" in path.read_text()
+
+    edited = path.read_text().replace("_to be filled in_", "Ana, Bo", 1)
+    path.write_text(edited)
+    assert not is_untouched(edited)
+    assert await w.write(resolved) is None
+    assert path.read_text() == edited
+
+
+def test_impact_figures() -> None:
+    figures = impact(make_report(window=10), slo_target_pct=99.9)
+    assert figures.requests == 12_000  # 1200/min over 10 min
+    assert figures.failed_requests == 2_808  # 23.4 %
+    assert figures.burn_rate == pytest.approx(234.0)
+    # 2808 failures against a 30-day budget of 0.1 % of 1150/min * 43200 min = 49 680 requests
+    assert figures.budget_burned_pct == pytest.approx(2808 / 49_680 * 100)
+    quiet = impact(make_report(severity=Severity.ok).model_copy(update={"findings": []}), slo_target_pct=99.9)
+    assert quiet.requests is None and quiet.burn_rate is None and quiet.budget_burned_pct is None

@@ -1,0 +1,409 @@
+"""The incident worker against a real Redis: consumer group, reclaim, idempotency, storms."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+
+from receiver.resources import resource_dir
+from receiver.incidents import (
+    AlertStream,
+    IncidentAnalysis,
+    IncidentMetrics,
+    IncidentRepository,
+    IncidentWorker,
+    PostmortemWriter,
+)
+from agents import SignalsUnavailable
+from receiver.incidents.notification import Notification
+
+from tests.support.incidents import T0, FakeAnalysis, delivery, eventually, group_payload, ok_report, payload
+
+pytestmark = pytest.mark.integration
+
+
+class Clock:
+    def __init__(self, start: datetime) -> None:
+        self.value = start
+
+    def __call__(self) -> datetime:
+        return self.value
+
+    def advance(self, **delta: float) -> datetime:
+        self.value += timedelta(**delta)
+        return self.value
+
+
+@dataclass
+class Parts:
+    redis: Redis
+    stream: AlertStream
+    incidents: IncidentRepository
+    writer: PostmortemWriter
+    metrics: IncidentMetrics
+    registry: CollectorRegistry
+    directory: Path
+
+    def worker(self, analyse, *, recheck=None, **options) -> IncidentWorker:
+        options.setdefault("block_seconds", 0.05)
+        options.setdefault("housekeeping_seconds", 0.2)
+        return IncidentWorker(self.stream, self.incidents, IncidentAnalysis(analyse=analyse, recheck=recheck),
+                              postmortems=self.writer, metrics=self.metrics, **options)
+
+    async def add(self, name_or_body, received_at: datetime) -> str:
+        body = payload(name_or_body) if isinstance(name_or_body, str) else name_or_body
+        return await self.stream.add(Notification.model_validate(body), received_at=received_at)
+
+    def postmortems(self) -> list[Path]:
+        return sorted(p for p in self.directory.glob("*.md") if p.name != "README.md")
+
+    async def only_incident(self):
+        summaries = await self.incidents.summaries(limit=10)
+        assert len(summaries) == 1, summaries
+        return await self.incidents.get(summaries[0].id)
+
+    def sample(self, name: str, **labels: str) -> float | None:
+        return self.registry.get_sample_value(name, labels)
+
+
+@pytest.fixture
+def parts(real_redis: Redis, tmp_path: Path) -> Parts:
+    registry = CollectorRegistry()
+    directory = tmp_path / "post-mortems"
+    return Parts(real_redis, AlertStream(real_redis), IncidentRepository(real_redis),
+                 PostmortemWriter(directory, templates=resource_dir("templates"), slo_target_pct=99.9), IncidentMetrics.create(registry), registry,
+                 directory)
+
+
+@contextlib.asynccontextmanager
+async def running(*workers: IncidentWorker):
+    tasks = [asyncio.create_task(w.run()) for w in workers]
+    try:
+        yield tasks
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def settled(parts: Parts) -> bool:
+    """Everything stored was taken and acknowledged."""
+    depth = await parts.stream.depth()
+    return depth.waiting == 0 and depth.pending == 0
+
+
+async def test_first_firing_opens_an_incident_analysed_with_its_alerts(parts: Parts) -> None:
+    analyse = FakeAnalysis()
+    await parts.add("backend-5xx-firing", T0)
+    async with running(parts.worker(analyse)):
+        incident = await eventually(lambda: _with_report(parts))
+        await eventually(lambda: settled(parts))
+
+    assert incident.status == "open"
+    assert incident.title == "Backend api: 5xx rate above 10%"
+    [request] = analyse.requests
+    assert request.backend == "api"
+    assert [a.alertname for a in request.alerts] == ["Backend5xxRateHigh"]
+    assert request.at == T0
+    assert request.at - timedelta(minutes=request.window_minutes) < incident.onset_at  # the onset is in view
+    [path] = parts.postmortems()
+    text = path.read_text()
+    assert incident.id in text and "Backend api answers 5xx" in text
+    assert incident.id in (parts.directory / "README.md").read_text()
+    assert parts.sample("incident_copilot_incidents_opened_total") == 1
+    assert parts.sample("incident_copilot_incident_analyses_total", kind="analysis", mode="rules", outcome="ok") == 1
+
+
+async def _with_report(parts: Parts):
+    summaries = await parts.incidents.summaries(limit=1)
+    if not summaries:
+        return None
+    incident = await parts.incidents.get(summaries[0].id)
+    return incident if incident.report is not None else None
+
+
+async def test_duplicate_and_retried_deliveries_make_one_incident(parts: Parts) -> None:
+    analyse = FakeAnalysis()
+    # Both Alertmanagers of an HA pair, then a retry of the first after a lost answer.
+    for seconds in (0, 15, 70):
+        await parts.add("backend-5xx-firing", T0 + timedelta(seconds=seconds))
+    async with running(parts.worker(analyse, concurrency=3)):
+        await eventually(lambda: _with_report(parts))
+        await eventually(lambda: settled(parts))
+
+    incident = await parts.only_incident()
+    assert len(analyse.requests) == 1
+    assert [e.kind for e in incident.timeline].count("notified") == 1
+    assert not any(e.kind == "repeat" for e in incident.timeline)
+    assert len(parts.postmortems()) == 1
+    assert parts.sample("incident_copilot_incident_decisions_total", action="ignore",
+                        reason="duplicate_delivery") == 2
+
+
+async def test_the_same_entry_processed_twice_changes_nothing(parts: Parts) -> None:
+    """A worker that died after saving but before acknowledging: the entry is processed again."""
+    analyse = FakeAnalysis()
+    worker = parts.worker(analyse)
+    await parts.stream.ensure_group()
+    entry = await parts.add("backend-5xx-firing", T0)
+    [taken] = await parts.stream.read("w", count=1, block_ms=100)
+    first = await worker.handle(taken)
+    again = await worker.handle(delivery("backend-5xx-firing", entry, T0))
+
+    assert again == first
+    assert len(analyse.requests) == 1
+    assert (await parts.only_incident()).timeline == first.timeline
+
+
+async def test_a_repeat_only_adds_to_the_timeline(parts: Parts) -> None:
+    analyse = FakeAnalysis()
+    async with running(parts.worker(analyse)):
+        await parts.add("backend-5xx-firing", T0)
+        await eventually(lambda: _with_report(parts))
+        for hours in (4, 8):  # Alertmanager's repeat_interval
+            await parts.add("backend-5xx-firing", T0 + timedelta(hours=hours))
+        await eventually(lambda: settled(parts))
+
+    incident = await parts.only_incident()
+    assert len(analyse.requests) == 1
+    [repeat] = [e for e in incident.timeline if e.kind == "repeat"]
+    assert repeat.count == 2 and repeat.last_at == T0 + timedelta(hours=8)
+
+
+async def test_a_new_alert_joining_the_group_updates_the_same_incident(parts: Parts) -> None:
+    analyse = FakeAnalysis()
+    async with running(parts.worker(analyse)):
+        await parts.add("backend-5xx-firing", T0)
+        await eventually(lambda: _with_report(parts))
+        await parts.add("backend-5xx-joined", T0 + timedelta(minutes=2))
+        await eventually(lambda: settled(parts))
+
+    incident = await parts.only_incident()
+    assert len(analyse.requests) == 2
+    assert len(analyse.requests[1].alerts) == 2
+    assert incident.report_revision == 2
+    assert {a.severity for a in incident.alerts} == {"critical", "warning"}
+    assert len(parts.postmortems()) == 1
+
+
+async def test_resolution_closes_the_incident_after_a_rules_check(parts: Parts) -> None:
+    clock = Clock(T0 + timedelta(seconds=40))
+    analyse, recheck = FakeAnalysis(), FakeAnalysis(ok_report())
+    async with running(parts.worker(analyse, recheck=recheck, now=clock)):
+        await parts.add("backend-5xx-firing", T0)
+        await eventually(lambda: _with_report(parts))
+        clock.advance(minutes=22)
+        await parts.add("backend-5xx-resolved", T0 + timedelta(minutes=22))
+        await eventually(lambda: settled(parts))
+
+    incident = await parts.only_incident()
+    assert incident.status == "resolved"
+    assert incident.time_to_detect == timedelta(seconds=29.9)  # onset 09:41:30.1, notified 09:42:00
+    assert incident.time_to_diagnose == timedelta(seconds=40)
+    assert incident.time_to_resolve == timedelta(minutes=21, seconds=45.4)  # the last alert ended 10:03:15.5
+    assert incident.recheck is not None and incident.recheck.normal
+    [check] = recheck.requests
+    assert check.backend == "api" and check.alerts == [] and check.window_minutes == 5
+    assert len(analyse.requests) == 1
+    assert "found the signals back to normal" in parts.postmortems()[0].read_text()
+    assert parts.sample("incident_copilot_incidents_resolved_total") == 1
+
+
+async def test_resolved_before_the_analysis_finished(parts: Parts) -> None:
+    analyse, recheck = FakeAnalysis(), FakeAnalysis(ok_report())
+    analyse.hold()
+    async with running(parts.worker(analyse, recheck=recheck, concurrency=2)):
+        await parts.add("backend-5xx-firing", T0)
+        await asyncio.wait_for(analyse.started.wait(), 5)
+        await parts.add("backend-5xx-resolved", T0 + timedelta(minutes=22))
+        resolved = await eventually(lambda: _rechecked(parts))
+        assert resolved.report is None and resolved.status == "resolved"
+        analyse.release()
+        await eventually(lambda: settled(parts))
+
+    incident = await parts.only_incident()
+    assert incident.status == "resolved" and incident.report is not None
+    assert incident.diagnosed_at is not None and incident.ended_at is not None
+    assert incident.analysis_due is None and incident.recheck_due is None
+    text = parts.postmortems()[0].read_text()
+    assert "Backend api answers 5xx" in text and "Status:** Resolved" in text
+    assert "(analysis in progress)" not in text
+
+
+async def _rechecked(parts: Parts):
+    summaries = await parts.incidents.summaries(limit=1)
+    if not summaries:
+        return None
+    incident = await parts.incidents.get(summaries[0].id)
+    return incident if incident.recheck is not None else None
+
+
+async def test_a_worker_killed_mid_analysis_is_finished_by_another(parts: Parts) -> None:
+    stuck = FakeAnalysis()
+    stuck.hold()
+    first = parts.worker(stuck, consumer="first", claim_min_idle=0.3)
+    task = asyncio.create_task(first.run())
+    await parts.add("backend-5xx-firing", T0)
+    await asyncio.wait_for(stuck.started.wait(), 5)
+    task.cancel()  # the process dies with the analysis in flight
+    await asyncio.gather(task, return_exceptions=True)
+    assert (await parts.stream.depth()).pending == 1
+
+    finisher = FakeAnalysis()
+    async with running(parts.worker(finisher, consumer="second", claim_min_idle=0.3)):
+        incident = await eventually(lambda: _with_report(parts))
+        await eventually(lambda: settled(parts))
+
+    assert len(finisher.requests) == 1
+    assert incident.id == (await parts.only_incident()).id
+    assert len(parts.postmortems()) == 1
+    assert [e.kind for e in incident.timeline].count("notified") == 1
+
+
+async def test_a_busy_worker_keeps_its_jobs_from_being_reclaimed(parts: Parts) -> None:
+    slow = FakeAnalysis(delay=0.8)
+    other = FakeAnalysis()
+    async with running(parts.worker(slow, consumer="slow", claim_min_idle=0.2)):
+        await parts.add("backend-5xx-firing", T0)
+        await asyncio.wait_for(slow.started.wait(), 5)
+        async with running(parts.worker(other, consumer="other", claim_min_idle=0.2)):
+            await eventually(lambda: _with_report(parts))
+            await eventually(lambda: settled(parts))
+
+    assert len(slow.requests) == 1 and other.requests == []
+
+
+async def test_a_storm_is_queued_and_analysed_at_most_k_at_once(parts: Parts) -> None:
+    analyse = FakeAnalysis(delay=0.01)
+    for index in range(200):
+        await parts.add(group_payload(index), T0 + timedelta(milliseconds=index))
+    async with running(parts.worker(analyse, concurrency=3)):
+        await eventually(lambda: _count_with_reports(parts, 200), timeout=60)
+        await eventually(lambda: settled(parts))
+
+    assert len(analyse.requests) == 200
+    assert analyse.most_at_once == 3
+    assert len(parts.postmortems()) == 200
+    assert await parts.incidents.count() == 200
+
+
+async def _count_with_reports(parts: Parts, expected: int) -> bool:
+    summaries = await parts.incidents.summaries(limit=expected + 1)
+    return len(summaries) == expected and all(s.diagnosed_at is not None for s in summaries)
+
+
+async def test_two_workers_share_a_storm_without_doing_anything_twice(parts: Parts) -> None:
+    one, two = FakeAnalysis(delay=0.01), FakeAnalysis(delay=0.01)
+    for index in range(60):
+        await parts.add(group_payload(index), T0)
+        await parts.add(group_payload(index), T0 + timedelta(seconds=10))  # the HA peer's copy
+    async with running(parts.worker(one, consumer="one"), parts.worker(two, consumer="two")):
+        await eventually(lambda: _count_with_reports(parts, 60), timeout=30)
+        await eventually(lambda: settled(parts))
+
+    assert len(one.requests) + len(two.requests) == 60
+    assert one.requests and two.requests
+
+
+async def test_a_failed_analysis_is_recorded_and_not_retried(parts: Parts) -> None:
+    broken = FakeAnalysis(fail=RuntimeError("model answered nonsense"))
+    async with running(parts.worker(broken, claim_min_idle=0.1)):
+        await parts.add("backend-5xx-firing", T0)
+        await eventually(lambda: settled(parts))
+        await asyncio.sleep(0.3)
+
+    incident = await parts.only_incident()
+    assert incident.report is None and incident.analysis_due is None
+    assert incident.analysis_error == "RuntimeError: model answered nonsense"
+    assert len(broken.requests) == 1
+    assert "The analysis failed (RuntimeError: model answered nonsense)" in parts.postmortems()[0].read_text()
+
+
+async def test_an_analysis_that_could_not_read_the_metrics_is_tried_again(parts: Parts) -> None:
+    flaky = FakeAnalysis(fail=SignalsUnavailable("redis did not answer"))
+    async with running(parts.worker(flaky, claim_min_idle=0.1)):
+        await parts.add("backend-5xx-firing", T0)
+        await asyncio.wait_for(flaky.started.wait(), 5)
+        flaky.fail = None  # the metrics are readable again
+        incident = await eventually(lambda: _with_report(parts))
+        await eventually(lambda: settled(parts))
+
+    assert len(flaky.requests) == 2 and incident.analysis_error is None
+    assert parts.sample("incident_copilot_incident_analyses_total", kind="analysis", mode="none",
+                        outcome="retry") == 1
+
+
+async def test_an_analysis_that_never_can_is_given_up_with_the_reason(parts: Parts) -> None:
+    down = FakeAnalysis(fail=SignalsUnavailable("redis did not answer"))
+    async with running(parts.worker(down, claim_min_idle=0.05, max_deliveries=2)):
+        await parts.add("backend-5xx-firing", T0)
+        await eventually(lambda: settled(parts))
+
+    incident = await parts.only_incident()
+    assert len(down.requests) == 2
+    assert incident.analysis_due is None
+    assert incident.analysis_error == "Processing of a notification gave up after 2 failed attempts."
+    assert "gave up after 2 failed attempts" in parts.postmortems()[0].read_text()
+
+
+async def test_an_unreadable_entry_is_set_aside(parts: Parts) -> None:
+    await parts.redis.xadd(parts.stream.key, {"notification": "{not json", "received_at": "now"})
+    async with running(parts.worker(FakeAnalysis())):
+        await eventually(lambda: settled(parts))
+
+    [(_, fields)] = await parts.redis.xrange(parts.stream.dead_letters)
+    assert fields["notification"] == "{not json" and fields["reason"].startswith("unreadable")
+    assert parts.sample("incident_copilot_alert_jobs_dead_lettered_total") == 1
+
+
+async def test_an_entry_that_fails_every_time_is_set_aside_after_its_attempts(parts: Parts) -> None:
+    worker = parts.worker(FakeAnalysis(), claim_min_idle=0.05, max_deliveries=2)
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("bug")
+
+    worker.pipeline.incidents.change_group = broken  # type: ignore[method-assign]
+    async with running(worker):
+        entry = await parts.add("backend-5xx-firing", T0)
+        await eventually(lambda: settled(parts))
+
+    [(_, fields)] = await parts.redis.xrange(parts.stream.dead_letters)
+    assert fields["entry"] == entry and "gave up after 2 failed attempts" in fields["reason"]
+
+
+async def test_acknowledged_entries_are_trimmed_and_pending_ones_kept(parts: Parts) -> None:
+    analyse = FakeAnalysis()
+    async with running(parts.worker(analyse, concurrency=4)):
+        for index in range(30):
+            await parts.add(group_payload(index), T0)
+        await eventually(lambda: _count_with_reports(parts, 30))
+        analyse.hold()
+        held = await parts.add(group_payload(99), T0)
+        await asyncio.wait_for(_wait_running(analyse), 5)
+        await eventually(lambda: _length_is(parts, 1))
+        assert [entry_id for entry_id, _ in await parts.redis.xrange(parts.stream.key)] == [held]
+        analyse.release()
+        await eventually(lambda: settled(parts))
+    assert parts.sample("incident_copilot_alert_queue_depth") == 0
+
+
+async def _wait_running(analyse: FakeAnalysis) -> None:
+    while analyse.running == 0:
+        await asyncio.sleep(0.01)
+
+
+async def _length_is(parts: Parts, expected: int) -> bool:
+    return await parts.redis.xlen(parts.stream.key) == expected
+
+
+async def test_notifications_stored_before_any_worker_existed_are_processed(parts: Parts) -> None:
+    await parts.add("firing", datetime.now(timezone.utc))  # no consumer group yet
+    async with running(parts.worker(FakeAnalysis())):
+        await eventually(lambda: _with_report(parts))
