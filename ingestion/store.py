@@ -1,4 +1,9 @@
-"""Writing minute buckets to Redis: one pipelined round trip per batch, TTL on every key."""
+"""Writing minute buckets to Redis: one pipelined round trip per batch, TTL on every key.
+
+Before it, names this process has not met yet in the current hour (backends, frontends,
+routes) are admitted under their caps: one more round trip for each kind of name with
+newcomers, and none once the hour's names are known, which is the steady state.
+"""
 
 from __future__ import annotations
 

@@ -14,37 +14,18 @@ from aiohttp import web
 from ..appkeys import ALERT_STREAM, INCIDENT_METRICS, SETTINGS
 from ..incidents import Notification
 from .auth import require_token
-from .errors import ApiError
-from .middleware import json_object_body
+from .middleware import json_object_body, read_body
 
 # Alertmanager sends every alert of a group in one body; a megabyte is thousands of alerts.
 MAX_ALERTS_BODY = 1024 * 1024
-_CHUNK = 64 * 1024
-
-
-class BodyTooLarge(ApiError):
-    status = 413
-    error = "body_too_large"
 
 
 async def post_alerts(request: web.Request) -> web.Response:
     require_token(request, request.app[SETTINGS].webhook_token)
-    notification = parse_notification(await read_limited(request, MAX_ALERTS_BODY))
+    notification = parse_notification(await read_body(request, MAX_ALERTS_BODY))
     entry = await request.app[ALERT_STREAM].add(notification, received_at=datetime.now(timezone.utc))
     request.app[INCIDENT_METRICS].notifications.labels(notification.status).inc()
     return web.json_response({"status": "stored", "entry": entry, "alerts": len(notification.alerts)})
-
-
-async def read_limited(request: web.Request, limit: int) -> bytes:
-    """The body, refusing (413) one larger than `limit` whether or not it declares its length."""
-    if request.content_length is not None and request.content_length > limit:
-        raise BodyTooLarge(f"body larger than {limit} bytes")
-    body = bytearray()
-    async for chunk in request.content.iter_chunked(_CHUNK):
-        body += chunk
-        if len(body) > limit:
-            raise BodyTooLarge(f"body larger than {limit} bytes")
-    return bytes(body)
 
 
 def parse_notification(body: bytes) -> Notification:

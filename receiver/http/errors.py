@@ -33,6 +33,11 @@ class InvalidBody(ApiError):
     error = "invalid_body"
 
 
+class BodyTooLarge(ApiError):
+    status = 413
+    error = "body_too_large"
+
+
 class NotFound(ApiError):
     status = 404
     error = "not_found"

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from ..appkeys import INTAKE, SETTINGS
 from .auth import require_token
 from .errors import ApiError, InvalidBody, UnsupportedMediaType
-from .middleware import validation_detail
+from .middleware import read_body, validation_detail
 
 TEXT_TYPES = {"text/plain"}
 JSON_TYPES = {"application/json"}
@@ -27,14 +27,12 @@ async def post_logs(request: web.Request) -> web.Response:
         raise UnsupportedMediaType(
             f"Content-Type {kind!r} is not supported; use application/json, application/x-ndjson or text/plain"
         )
-    if request.content_length is not None and request.content_length > settings.max_body_bytes:
-        raise ApiError(f"body larger than {settings.max_body_bytes} bytes", status=413, error="body_too_large")
     charset = request.charset or "utf-8"
     try:
         codecs.lookup(charset)
     except LookupError:
         raise UnsupportedMediaType(f"unknown charset {charset!r}") from None
-    body = await request.read()
+    body = await read_body(request, settings.max_body_bytes)
     intake = request.app[INTAKE]
     if kind in TEXT_TYPES:
         text = body.decode(charset, errors="replace")

@@ -16,13 +16,17 @@ from redis.exceptions import TimeoutError as RedisTimeout
 
 from ..appkeys import HTTP_REQUESTS
 from ..logging_setup import request_id
-from .errors import ApiError, InvalidBody
+from .errors import ApiError, BodyTooLarge, InvalidBody
 
 log = logging.getLogger(__name__)
 
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 M = TypeVar("M", bound=BaseModel)
 _TRANSIENT = (RedisConnectionError, RedisTimeout, BusyLoadingError, ConnectionRefusedError)
+_CHUNK = 64 * 1024
+# The errors aiohttp itself raises, by a name that does not depend on the Python version's reason phrases.
+_HTTP_ERRORS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large",
+                415: "unsupported_media_type"}
 
 
 def error_response(status: int, error: str, detail: object = None, headers: dict | None = None) -> web.Response:
@@ -34,6 +38,18 @@ def validation_detail(error: ValidationError) -> list[dict]:
         {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
         for e in error.errors(include_url=False, include_context=False, include_input=False)
     ]
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The body, refusing (413) one larger than `limit` whether or not it declares its length."""
+    if request.content_length is not None and request.content_length > limit:
+        raise BodyTooLarge(f"body larger than {limit} bytes")
+    body = bytearray()
+    async for chunk in request.content.iter_chunked(_CHUNK):
+        body += chunk
+        if len(body) > limit:
+            raise BodyTooLarge(f"body larger than {limit} bytes")
+    return bytes(body)
 
 
 def json_object_body(raw: bytes, model: type[M], *, not_an_object: dict) -> M:
@@ -71,13 +87,11 @@ async def _answer(request: web.Request, handler) -> web.StreamResponse:
         return await handler(request)
     except ApiError as exc:
         return error_response(exc.status, exc.error, exc.detail, exc.headers)
-    except ValidationError as exc:
-        return error_response(422, "invalid_body", validation_detail(exc))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "www-authenticate")}
-        return error_response(exc.status, exc.reason.lower().replace(" ", "_"), exc.text, headers)
+        return error_response(exc.status, _HTTP_ERRORS.get(exc.status, f"http_{exc.status}"), exc.text, headers)
     except _TRANSIENT as exc:
         log.warning("redis unavailable: %s", exc)
         return error_response(503, "redis_unavailable", f"Redis is not reachable: {exc}", {"Retry-After": "5"})

@@ -95,6 +95,7 @@ async def test_a_body_over_a_mebibyte_is_a_413(client, real_redis: Redis) -> Non
     response = await client.post("/alerts", data=io.BytesIO(orjson.dumps(body)),
                                  headers={"Content-Type": "application/json"})
     assert response.status == 413
+    assert (await response.json())["error"] == "body_too_large"
 
     async def chunks():  # no Content-Length: the limit still holds while reading
         raw = orjson.dumps(body)
@@ -103,6 +104,7 @@ async def test_a_body_over_a_mebibyte_is_a_413(client, real_redis: Redis) -> Non
 
     response = await client.post("/alerts", data=chunks(), headers={"Content-Type": "application/json"})
     assert response.status == 413
+    assert (await response.json())["error"] == "body_too_large"
     assert await stored(real_redis) == []
 
 

@@ -140,6 +140,18 @@ async def test_a_tampered_file_name_in_a_record_is_not_followed(service: Service
     assert "TOP SECRET" not in text and text.startswith(f"# Incident {row['id']}")
 
 
+async def test_a_record_the_service_cannot_read_is_its_own_error_not_the_clients(service: Service,
+                                                                                 real_redis: Redis) -> None:
+    await service.post(payload("firing"))
+    [row] = await service.diagnosed()
+    await real_redis.set(f"ic:incident:{row['id']}", '{"id": "not an incident"}')
+
+    response = await service.client.get(f"/incidents/{row['id']}")
+
+    assert response.status == 500  # the request was valid: a 422 would tell the client to change it
+    assert (await response.json())["error"] == "internal_error"
+
+
 async def test_a_post_mortem_completed_by_the_team_is_served_and_kept(service: Service) -> None:
     await service.post(payload("firing"))
     [row] = await service.diagnosed()

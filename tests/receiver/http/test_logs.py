@@ -109,6 +109,15 @@ async def test_body_over_the_limit_is_413(aiohttp_client, settings, fake_redis):
     client = await aiohttp_client(create_app(small, redis=fake_redis))
     resp = await client.post("/logs", data="x" * 4096, headers={"Content-Type": "text/plain"})
     assert resp.status == 413
+    assert (await resp.json())["error"] == "body_too_large"
+
+    async def chunks():  # no Content-Length: the limit holds while reading, under the same name
+        for _ in range(4):
+            yield b"x" * 1024
+
+    resp = await client.post("/logs", data=chunks(), headers={"Content-Type": "text/plain"})
+    assert resp.status == 413
+    assert (await resp.json())["error"] == "body_too_large"
 
 
 async def test_timestamps_outside_retention_or_skew_are_rejected_with_the_reason(client):
