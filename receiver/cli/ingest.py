@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import time
 from collections.abc import Iterator
 from typing import IO
 
 import aiohttp
+
+from ..retry import retrying
 
 
 def _batches(stream: IO[bytes], size: int) -> Iterator[list[bytes]]:
@@ -51,22 +52,35 @@ class Progress:
                 f"in {time.monotonic() - self.started:.1f} s ({self.rate():,.0f} lines/s)")
 
 
+# A service restarting, or Redis behind it, is waited out: 8 tries over about half a minute.
+RETRY_FIRST_SECONDS = 0.5
+RETRY_MAX_SECONDS = 5.0
+RETRY_ATTEMPTS = 8
+
+
+class _Unavailable(Exception):
+    """The service answered 5xx: worth sending the same batch again."""
+
+
 async def _post(session: aiohttp.ClientSession, url: str, body: bytes, kind: str) -> dict:
-    delay = 0.5
-    for attempt in range(8):
-        try:
-            async with session.post(url, data=body, headers={"Content-Type": kind}) as resp:
-                if resp.status < 500:
-                    answer = await resp.json(content_type=None)
-                    if resp.status >= 400 and resp.status != 400:
-                        raise SystemExit(f"ingest refused ({resp.status}): {answer}")
-                    return answer
-        except aiohttp.ClientConnectionError as exc:
-            if attempt == 7:
-                raise SystemExit(f"cannot reach {url}: {exc}") from None
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 5)
-    raise SystemExit(f"{url} kept answering 5xx; giving up")
+    send = retrying((aiohttp.ClientConnectionError, _Unavailable), what=f"POST {url}", first=RETRY_FIRST_SECONDS,
+                    cap=RETRY_MAX_SECONDS, attempts=RETRY_ATTEMPTS)
+    try:
+        return await send(_post_once, session, url, body, kind)
+    except aiohttp.ClientConnectionError as exc:
+        raise SystemExit(f"cannot reach {url}: {exc}") from None
+    except _Unavailable as exc:
+        raise SystemExit(f"{url} kept answering {exc}; giving up") from None
+
+
+async def _post_once(session: aiohttp.ClientSession, url: str, body: bytes, kind: str) -> dict:
+    async with session.post(url, data=body, headers={"Content-Type": kind}) as resp:
+        if resp.status >= 500:
+            raise _Unavailable(resp.status)
+        answer = await resp.json(content_type=None)
+        if resp.status > 400:
+            raise SystemExit(f"ingest refused ({resp.status}): {answer}")
+        return answer
 
 
 async def ingest_file(path: str, *, url: str, token: str | None, batch_lines: int, quiet: bool = False) -> int:

@@ -18,6 +18,7 @@ from datetime import datetime
 
 from redis.exceptions import ResponseError
 
+from ..retry import retrying
 from . import lifecycle
 from .analysis import IncidentAnalysis
 from .lifecycle import Policy
@@ -82,25 +83,16 @@ class IncidentWorker:
         """Take and process notifications until cancelled, at most `concurrency` at once."""
         log.info("incident worker started", extra={"consumer": self.consumer, "concurrency": self.concurrency})
         keep_alive = asyncio.create_task(self._keep_alive())
-        delay = self.retry_seconds[0]
         me = asyncio.current_task()
+        cycle = retrying(TRANSIENT, what="incident worker (redis)", first=self.retry_seconds[0],
+                         cap=self.retry_seconds[1])
         try:
             while True:
                 if me is not None and me.cancelling():
                     # A cancellation swallowed on the way (a client library turning it into a
                     # timeout or an empty read) must still stop the worker.
                     raise asyncio.CancelledError
-                try:
-                    await self._cycle()
-                    delay = self.retry_seconds[0]
-                except ResponseError as exc:
-                    if "NOGROUP" not in str(exc):
-                        raise
-                    self._group_ready = False  # Redis lost the stream (restarted without persistence)
-                except TRANSIENT as exc:
-                    log.warning("redis unavailable; incident worker retries in %.1f s: %s", delay, exc)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, self.retry_seconds[1])
+                await cycle(self._cycle)
         finally:
             running = [keep_alive, *self._jobs.values()]
             for task in running:
@@ -108,6 +100,14 @@ class IncidentWorker:
             await asyncio.gather(*running, return_exceptions=True)
 
     async def _cycle(self) -> None:
+        try:
+            await self._take()
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self._group_ready = False  # Redis lost the stream (restarted without persistence)
+
+    async def _take(self) -> None:
         if not self._group_ready:
             await self.stream.ensure_group()
             self._group_ready = True

@@ -21,6 +21,7 @@ from redis.exceptions import BusyLoadingError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ..retry import retrying
 from . import lifecycle
 from .analysis import Analyse, IncidentAnalysis
 from .lifecycle import Action, Decision, Policy, Reason
@@ -141,17 +142,10 @@ class NotificationPipeline:
         Retried for as long as no other worker may reclaim the notification; after that the
         error stands, and whoever reclaims it runs the analysis again.
         """
-        delay = self.retry_seconds[0]
-        deadline = time.monotonic() + self.keep_result_seconds
-        while True:
-            try:
-                return await self.incidents.change(incident_id, change)
-            except TRANSIENT as exc:
-                if time.monotonic() + delay > deadline:
-                    raise
-                log.warning("redis unavailable; storing the analysis again in %.1f s: %s", delay, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.retry_seconds[1])
+        first, cap = self.retry_seconds
+        keep = retrying(TRANSIENT, what="storing the analysis (redis)", first=first, cap=cap,
+                        within=self.keep_result_seconds)
+        return await keep(self.incidents.change, incident_id, change)
 
     async def _run(self, kind: str, analyse: Analyse, request: AnalysisRequest) -> tuple[Report | None, str | None]:
         """One analysis under the concurrency limit; a failure is returned, a transient one raised."""

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from ingestion.syslog_framing import StreamFramer, message_lines
 from redis.exceptions import RedisError
 
+from ..retry import retrying
 from .line_queue import LineQueue
 from .logs import LogIntake
 from .metrics import IntakeMetrics
@@ -225,20 +226,22 @@ class SyslogListener:
     # Writing
 
     async def _flush_forever(self) -> None:
-        backoff = _FIRST_BACKOFF_SECONDS
-        while True:
-            if not self._closing:
-                await self._pause(self._limits.flush_seconds)
-            written = await self._write_held()
-            if self._closing:
-                return
-            if written:
-                backoff = _FIRST_BACKOFF_SECONDS
-                continue
-            self._backing_off = True
-            await self._pause(backoff)
+        # The outage is logged once by `_write_held`, not at every try.
+        write = retrying(_REDIS_UNAVAILABLE, what=None, first=_FIRST_BACKOFF_SECONDS,
+                         cap=self._limits.max_backoff_seconds, until=lambda: self._closing, sleep=self._back_off)
+        while not self._closing:
+            await self._pause(self._limits.flush_seconds)
+            with contextlib.suppress(*_REDIS_UNAVAILABLE):  # closing while Redis is away: the lines stay held
+                await write(self._write_held)
+        with contextlib.suppress(*_REDIS_UNAVAILABLE):
+            await self._write_held()  # what arrived since the last write
+
+    async def _back_off(self, seconds: float) -> None:
+        self._backing_off = True
+        try:
+            await self._pause(seconds)
+        finally:
             self._backing_off = False
-            backoff = min(backoff * 2, self._limits.max_backoff_seconds)
 
     async def _pause(self, seconds: float) -> None:
         if self._queue.held >= self._limits.batch_lines and not self._backing_off:
@@ -248,8 +251,8 @@ class SyslogListener:
             async with asyncio.timeout(seconds):
                 await self._wake.wait()
 
-    async def _write_held(self) -> bool:
-        """Write everything held, batch by batch; False when Redis is unavailable."""
+    async def _write_held(self) -> None:
+        """Write everything held, batch by batch; raises while Redis is unavailable."""
         while self._queue.held:
             lines = self._queue.peek(self._limits.batch_lines)
             try:
@@ -259,14 +262,13 @@ class SyslogListener:
                     self._outage_since = time.monotonic()
                     log.warning("redis unavailable: holding syslog lines and retrying",
                                 extra={"error": str(exc), "held": self._queue.held})
-                return False
+                raise
             except Exception:  # a batch that fails for any other reason would fail forever
                 log.exception("syslog batch could not be ingested; its lines are dropped")
                 self._count_dropped(self._queue.commit(len(lines)))
                 continue
             self._queue.commit(len(lines))
             self._recovered()
-        return True
 
     def _recovered(self) -> None:
         if self._outage_since is not None:
