@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from receiver.rules import RULE_FILE, SCRAPE_JOB, render_rules, stale_rule_files, write_rules
-from receiver.settings import Settings
+from receiver.settings import THRESHOLD_SETTINGS, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES_DIR = ROOT / "alert_rules"
@@ -55,7 +55,7 @@ def committed_rules() -> str:
 
 def test_committed_rule_files_are_the_rendering_of_the_default_settings():
     committed = {path.name: path.read_text(encoding="utf-8") for path in RULES_DIR.glob("*.yml")}
-    assert committed == render_rules(default_settings()), (
+    assert committed == render_rules(default_settings().thresholds, setting_names=THRESHOLD_SETTINGS), (
         "alert_rules/ has drifted from the settings: run `incident-copilot rules --out alert_rules`"
     )
 
@@ -72,7 +72,7 @@ def test_thresholds_and_floors_come_from_the_settings():
         min_requests_per_minute=30,
         traffic_spike_factor=4,
     )
-    text = render_rules(settings)[RULE_FILE]
+    text = render_rules(settings.thresholds)[RULE_FILE]
 
     p95 = find_alert(text, "BackendLatencyHigh", "warning")
     assert "p95_rate1m > 0.25\n" in p95["expr"] and "rate1m >= 30 / 60" in p95["expr"]
@@ -97,7 +97,7 @@ def test_thresholds_and_floors_come_from_the_settings():
 
 
 def test_a_zero_traffic_floor_still_needs_some_traffic_before_a_drop_or_a_spike():
-    text = render_rules(Settings(_env_file=None, min_requests_per_minute=0))[RULE_FILE]
+    text = render_rules(Settings(_env_file=None, min_requests_per_minute=0).thresholds)[RULE_FILE]
 
     assert "rate1h_offset5m * 60 > 0\n" in find_alert(text, "BackendTrafficDropped", "critical")["expr"]
     assert "(backend:haproxy_log_requests:rate1h_offset5m > 0)" in find_alert(
@@ -105,16 +105,16 @@ def test_a_zero_traffic_floor_still_needs_some_traffic_before_a_drop_or_a_spike(
 
 
 def test_write_rules_then_check_them(tmp_path: Path):
-    settings = default_settings()
+    thresholds = default_settings().thresholds
     target = tmp_path / "rules"
-    assert stale_rule_files(settings, target) == [RULE_FILE]
+    assert stale_rule_files(thresholds, target, setting_names=THRESHOLD_SETTINGS) == [RULE_FILE]
 
-    assert write_rules(settings, target) == [target / RULE_FILE]
-    assert stale_rule_files(settings, target) == []
+    assert write_rules(thresholds, target, setting_names=THRESHOLD_SETTINGS) == [target / RULE_FILE]
+    assert stale_rule_files(thresholds, target, setting_names=THRESHOLD_SETTINGS) == []
     assert sorted(p.name for p in target.iterdir()) == [RULE_FILE]  # no temporary file left behind
 
     (target / RULE_FILE).write_text(committed_rules().replace("> 0.5\n", "> 0.6\n"), encoding="utf-8")
-    assert stale_rule_files(settings, target) == [RULE_FILE]
+    assert stale_rule_files(thresholds, target, setting_names=THRESHOLD_SETTINGS) == [RULE_FILE]
 
 
 # What a receiver of each alert gets
