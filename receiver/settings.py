@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Literal
 
 from agents import AnalysisConfig, Thresholds
@@ -13,6 +15,18 @@ from .intake import DEFAULT_QUEUE_LINES
 
 # The thresholds' defaults are the analysis's: one source for the settings, the evaluators and the rules.
 _T = Thresholds()
+
+# The setting behind each threshold: `Settings.thresholds` reads them, the rule file's header names them.
+THRESHOLD_SETTINGS: Mapping[str, str] = MappingProxyType({
+    "latency_p95_threshold_ms": "latency_p95_ms",
+    "latency_p99_threshold_ms": "latency_p99_ms",
+    "error_rate_5xx_threshold_pct": "error_rate_5xx_pct",
+    "error_rate_5xx_critical_pct": "error_rate_5xx_critical_pct",
+    "error_rate_4xx_threshold_pct": "error_rate_4xx_pct",
+    "memory_usage_threshold_pct": "memory_used_pct",
+    "min_requests_per_minute": "min_requests_per_minute",
+    "traffic_spike_factor": "traffic_spike_factor",
+})
 
 
 class Settings(BaseSettings):
@@ -88,16 +102,7 @@ class Settings(BaseSettings):
     @property
     def thresholds(self) -> Thresholds:
         """The golden-signal thresholds: what the evaluators judge by and the alert rules fire on."""
-        return Thresholds(
-            latency_p95_ms=self.latency_p95_threshold_ms,
-            latency_p99_ms=self.latency_p99_threshold_ms,
-            error_rate_5xx_pct=self.error_rate_5xx_threshold_pct,
-            error_rate_5xx_critical_pct=self.error_rate_5xx_critical_pct,
-            error_rate_4xx_pct=self.error_rate_4xx_threshold_pct,
-            memory_used_pct=self.memory_usage_threshold_pct,
-            min_requests_per_minute=self.min_requests_per_minute,
-            traffic_spike_factor=self.traffic_spike_factor,
-        )
+        return Thresholds(**{field: getattr(self, setting) for setting, field in THRESHOLD_SETTINGS.items()})
 
     def analysis_config(self) -> AnalysisConfig:
         """The analysis knobs of these settings."""

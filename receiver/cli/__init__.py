@@ -8,7 +8,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from ..settings import Settings
+from ..settings import THRESHOLD_SETTINGS, Settings
 
 
 def _utc(value: str) -> datetime:
@@ -83,17 +83,17 @@ def cmd_rules(args: argparse.Namespace) -> int:
     from ..resources import resource_dir
     from ..rules import stale_rule_files, write_rules
 
-    settings = Settings()
+    thresholds = Settings().thresholds
     directory = Path(args.out) if args.out else resource_dir("alert_rules")
     if args.check:
-        stale = stale_rule_files(settings, directory)
+        stale = stale_rule_files(thresholds, directory, setting_names=THRESHOLD_SETTINGS)
         if stale:
             print(f"out of date with the settings: {', '.join(stale)} "
                   f"(run: incident-copilot rules --out {directory})", file=sys.stderr)
             return 1
         print(f"{directory}: up to date")
         return 0
-    for path in write_rules(settings, directory):
+    for path in write_rules(thresholds, directory, setting_names=THRESHOLD_SETTINGS):
         print(path)
     return 0
 

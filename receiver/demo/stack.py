@@ -22,7 +22,7 @@ import yaml
 from aiohttp import ClientError, ClientSession, ClientTimeout
 
 from ..rules import SCRAPE_JOB, RuleTiming, write_rules
-from ..settings import Settings
+from ..settings import THRESHOLD_SETTINGS, Settings
 
 DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy"
 PROMETHEUS_CONFIG = DEPLOY_DIR / "prometheus" / "prometheus.yml"
@@ -263,7 +263,7 @@ class Alerting:
     async def start_prometheus(self) -> None:
         """Start Prometheus and wait until it has scraped the service."""
         rules_dir = self.group.config_dir / "rules"
-        write_rules(self.settings, rules_dir, timing=self.timing)
+        write_rules(self.settings.thresholds, rules_dir, timing=self.timing, setting_names=THRESHOLD_SETTINGS)
         config = prometheus_config(
             yaml.safe_load(PROMETHEUS_CONFIG.read_text(encoding="utf-8")),
             service=self.service, alertmanager=f"{LOOPBACK}:{self.alertmanager_port}",

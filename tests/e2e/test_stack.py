@@ -134,9 +134,9 @@ def rules_by_name(text: str) -> list[tuple[str, dict]]:
 
 @pytest.mark.promtool
 def test_the_test_sized_rules_are_the_production_rules_with_shorter_durations(tmp_path: Path):
-    settings = service_settings()
-    production = render_rules(settings)[RULE_FILE]
-    short = render_rules(settings, timing=E2E_TIMING)[RULE_FILE]
+    thresholds = service_settings().thresholds
+    production = render_rules(thresholds)[RULE_FILE]
+    short = render_rules(thresholds, timing=E2E_TIMING)[RULE_FILE]
     assert rules_by_name(short) == rules_by_name(production)
     durations = set(re.findall(r"\[(\w+)\]|offset (\w+)|for: (\w+)", short))
     # the traffic baseline keeps its hour, five minutes back; the spike's full-baseline check
@@ -145,6 +145,6 @@ def test_the_test_sized_rules_are_the_production_rules_with_shorter_durations(tm
     assert "over the last 15 seconds" in short and "over the last minute" not in short
     if shutil.which("promtool") is None:
         pytest.skip("promtool not on PATH (Debian package `prometheus`)")
-    (path,) = write_rules(settings, tmp_path / "rules", timing=E2E_TIMING)
+    (path,) = write_rules(thresholds, tmp_path / "rules", timing=E2E_TIMING)
     result = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -1,4 +1,4 @@
-"""The alert rules: rendered from the settings, valid for Prometheus, proven by promtool."""
+"""The alert rules: rendered from the settings' thresholds, valid for Prometheus, proven by promtool."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from receiver.rules import RULE_FILE, SCRAPE_JOB, render_rules, stale_rule_files, write_rules
-from receiver.settings import Settings
+from receiver.settings import THRESHOLD_SETTINGS, Settings
 
 ROOT = Path(__file__).resolve().parents[3]
 RULES_DIR = ROOT / "alert_rules"
@@ -31,6 +31,20 @@ needs_amtool = pytest.mark.skipif(
 
 def default_settings() -> Settings:
     return Settings.model_construct()  # field defaults only, whatever the environment says
+
+
+# Every threshold the rules use away from its default, as an operator would set them.
+OTHER_SETTINGS = Settings(
+    _env_file=None,
+    latency_p95_threshold_ms=250,
+    latency_p99_threshold_ms=1234,
+    error_rate_5xx_threshold_pct=2.5,
+    error_rate_5xx_critical_pct=12,
+    error_rate_4xx_threshold_pct=30,
+    memory_usage_threshold_pct=90,
+    min_requests_per_minute=30,
+    traffic_spike_factor=4,
+)
 
 
 def alerts(text: str) -> list[dict]:
@@ -55,49 +69,45 @@ def committed_rules() -> str:
 
 def test_committed_rule_files_are_the_rendering_of_the_default_settings():
     committed = {path.name: path.read_text(encoding="utf-8") for path in RULES_DIR.glob("*.yml")}
-    assert committed == render_rules(default_settings()), (
+    assert committed == render_rules(default_settings().thresholds, setting_names=THRESHOLD_SETTINGS), (
         "alert_rules/ has drifted from the settings: run `incident-copilot rules --out alert_rules`"
     )
 
 
-def test_thresholds_and_floors_come_from_the_settings():
-    settings = Settings(
-        _env_file=None,
-        latency_p95_threshold_ms=250,
-        latency_p99_threshold_ms=1500,
-        error_rate_5xx_threshold_pct=2.5,
-        error_rate_5xx_critical_pct=12,
-        error_rate_4xx_threshold_pct=30,
-        memory_usage_threshold_pct=90,
-        min_requests_per_minute=30,
-        traffic_spike_factor=4,
-    )
-    text = render_rules(settings)[RULE_FILE]
+# Where each threshold of OTHER_SETTINGS shows: (alert, severity) -> (in the expression, in the
+# summary, in the description). The traffic floor of 30 requests/min shows in the expressions too.
+OTHER_THRESHOLDS_SHOWN = {
+    ("BackendLatencyHigh", "warning"): ("p95_rate1m > 0.25\n", "above 250ms", "the warning threshold is 250ms."),
+    ("BackendLatencyHigh", "critical"): ("p99_rate1m > 1.234\n", "above 1.234s", "the critical threshold is 1.234s."),
+    ("Backend5xxRateHigh", "warning"): ("5xx:ratio_rate1m > 0.025\n", "above 2.5%", "the warning threshold is 2.5%."),
+    ("Backend5xxRateHigh", "critical"): ("5xx:ratio_rate1m > 0.12\n", "above 12%", "the critical threshold is 12%."),
+    ("Backend4xxRateHigh", "warning"): ("4xx:ratio_rate1m > 0.3\n", "above 30%", "the warning threshold is 30%."),
+    ("RedisMemoryHigh", "warning"): ("usage_ratio > 0.9", "above 90% of maxmemory", "the warning threshold is 90%."),
+    ("BackendTrafficSpike", "warning"): ("(backend:haproxy_log_requests:rate1h_offset5m >= 30 / 60)\n> 4\n",
+                                         "above 4x its baseline", "the warning factor is 4x."),
+    ("BackendTrafficDropped", "critical"): ("rate1h_offset5m * 60 >= 30\n", "no requests for 5 minutes",
+                                            "averaged at least 30 requests/min."),
+}
+FLOORED = {"BackendLatencyHigh", "Backend5xxRateHigh", "Backend4xxRateHigh"}
 
-    p95 = find_alert(text, "BackendLatencyHigh", "warning")
-    assert "p95_rate1m > 0.25\n" in p95["expr"] and "rate1m >= 30 / 60" in p95["expr"]
-    assert "the warning threshold is 250ms." in p95["annotations"]["description"]
-    p99 = find_alert(text, "BackendLatencyHigh", "critical")
-    assert "p99_rate1m > 1.5\n" in p99["expr"]
-    assert "the critical threshold is 1.5s." in p99["annotations"]["description"]
-    assert "> 0.025\n" in find_alert(text, "Backend5xxRateHigh", "warning")["expr"]
-    critical_5xx = find_alert(text, "Backend5xxRateHigh", "critical")
-    assert "> 0.12\n" in critical_5xx["expr"]
-    assert critical_5xx["annotations"]["summary"] == "Backend {{ $labels.backend }}: 5xx rate above 12%"
-    assert "> 0.3\n" in find_alert(text, "Backend4xxRateHigh", "warning")["expr"]
-    memory = find_alert(text, "RedisMemoryHigh", "warning")
-    assert memory["expr"].endswith("> 0.9")
-    assert "the warning threshold is 90%." in memory["annotations"]["description"]
-    spike = find_alert(text, "BackendTrafficSpike", "warning")
-    assert ">= 30 / 60)\n> 4\n" in spike["expr"]
-    assert "the warning factor is 4x." in spike["annotations"]["description"]
-    drop = find_alert(text, "BackendTrafficDropped", "critical")
-    assert "* 60 >= 30\n" in drop["expr"]
-    assert "averaged at least 30 requests/min." in drop["annotations"]["description"]
+
+def test_thresholds_and_floors_come_from_the_settings():
+    text = render_rules(OTHER_SETTINGS.thresholds, setting_names=THRESHOLD_SETTINGS)[RULE_FILE]
+
+    for (name, severity), (expr, summary, description) in OTHER_THRESHOLDS_SHOWN.items():
+        rule = find_alert(text, name, severity)
+        assert expr in rule["expr"], (name, severity, rule["expr"])
+        if name in FLOORED:
+            assert rule["expr"].endswith("\nbackend:haproxy_log_requests:rate1m >= 30 / 60"), rule["expr"]
+        assert summary in rule["annotations"]["summary"], (name, severity)
+        assert description in rule["annotations"]["description"], (name, severity)
+    header = text.split("\ngroups:", 1)[0]
+    for setting in THRESHOLD_SETTINGS:
+        assert f"{setting}={getattr(OTHER_SETTINGS, setting):g}" in header.split(), setting
 
 
 def test_a_zero_traffic_floor_still_needs_some_traffic_before_a_drop_or_a_spike():
-    text = render_rules(Settings(_env_file=None, min_requests_per_minute=0))[RULE_FILE]
+    text = render_rules(Settings(_env_file=None, min_requests_per_minute=0).thresholds)[RULE_FILE]
 
     assert "rate1h_offset5m * 60 > 0\n" in find_alert(text, "BackendTrafficDropped", "critical")["expr"]
     assert "(backend:haproxy_log_requests:rate1h_offset5m > 0)" in find_alert(
@@ -105,16 +115,16 @@ def test_a_zero_traffic_floor_still_needs_some_traffic_before_a_drop_or_a_spike(
 
 
 def test_write_rules_then_check_them(tmp_path: Path):
-    settings = default_settings()
+    thresholds = default_settings().thresholds
     target = tmp_path / "rules"
-    assert stale_rule_files(settings, target) == [RULE_FILE]
+    assert stale_rule_files(thresholds, target, setting_names=THRESHOLD_SETTINGS) == [RULE_FILE]
 
-    assert write_rules(settings, target) == [target / RULE_FILE]
-    assert stale_rule_files(settings, target) == []
+    assert write_rules(thresholds, target, setting_names=THRESHOLD_SETTINGS) == [target / RULE_FILE]
+    assert stale_rule_files(thresholds, target, setting_names=THRESHOLD_SETTINGS) == []
     assert sorted(p.name for p in target.iterdir()) == [RULE_FILE]  # no temporary file left behind
 
     (target / RULE_FILE).write_text(committed_rules().replace("> 0.5\n", "> 0.6\n"), encoding="utf-8")
-    assert stale_rule_files(settings, target) == [RULE_FILE]
+    assert stale_rule_files(thresholds, target, setting_names=THRESHOLD_SETTINGS) == [RULE_FILE]
 
 
 # What a receiver of each alert gets
@@ -170,6 +180,16 @@ def test_prometheus_config_matches_what_the_rules_assume():
 @pytest.mark.parametrize("rule_file", sorted(RULES_DIR.glob("*.yml")), ids=lambda p: p.name)
 def test_promtool_accepts_the_rule_file(rule_file: Path):
     result = run("promtool", "check", "rules", rule_file)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.promtool
+@needs_promtool
+@pytest.mark.parametrize("settings", [OTHER_SETTINGS, Settings(_env_file=None, min_requests_per_minute=0)],
+                         ids=["other-thresholds", "no-traffic-floor"])
+def test_promtool_accepts_the_rules_rendered_with_other_thresholds(settings: Settings, tmp_path: Path):
+    (path,) = write_rules(settings.thresholds, tmp_path, setting_names=THRESHOLD_SETTINGS)
+    result = run("promtool", "check", "rules", path)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
