@@ -1,6 +1,7 @@
 """Ingestion: HAProxy logs in, windowed golden signals out. Imports nothing else of this project."""
 
 from .batch import Batch, LineError, TimeBounds, add_entries, add_ndjson_lines, add_text_lines
+from .catalog import METRIC_VIEWS, MetricView
 from .entries import LogEntry
 from .exposition import METRIC_NAMES, collect as collect_metrics, render as render_metrics
 from .httplog import parse_httplog_line
@@ -12,6 +13,7 @@ from .store import IngestCounts, Limits, MetricsStore
 
 __all__ = [
     "METRIC_NAMES",
+    "METRIC_VIEWS",
     "Batch",
     "BucketReader",
     "IngestCounts",
@@ -19,6 +21,7 @@ __all__ = [
     "Limits",
     "LogEntry",
     "LogRecord",
+    "MetricView",
     "MetricsQueries",
     "MetricsStore",
     "RejectedLine",

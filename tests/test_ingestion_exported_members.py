@@ -14,8 +14,9 @@ OURS = {"agents", "receiver", "tests", "bench"}
 def test_exported_members():
     assert sorted(ingestion.__all__) == [
         "Batch", "BucketReader", "IngestCounts", "Limits", "LineError", "LogEntry", "LogRecord", "METRIC_NAMES",
-        "MetricsQueries", "MetricsStore", "RejectedLine", "TimeBounds", "add_entries", "add_ndjson_lines",
-        "add_text_lines", "collect_metrics", "normalise_path", "parse_httplog_line", "render_metrics",
+        "METRIC_VIEWS", "MetricView", "MetricsQueries", "MetricsStore", "RejectedLine", "TimeBounds",
+        "add_entries", "add_ndjson_lines", "add_text_lines", "collect_metrics", "normalise_path",
+        "parse_httplog_line", "render_metrics",
     ]
     for name in ingestion.__all__:
         assert hasattr(ingestion, name), name
