@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from ingestion.views import (
+from ingestion import (
     Backends,
     Overview,
     Paths,

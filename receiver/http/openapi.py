@@ -14,8 +14,7 @@ from typing import Any, Literal
 import orjson
 from agents import Report
 from aiohttp import web
-from ingestion import METRIC_VIEWS, LogEntry
-from ingestion.views import Health
+from ingestion import METRIC_VIEWS, Health, LogEntry
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
