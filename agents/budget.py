@@ -24,8 +24,3 @@ class HourlyBudget:
             return False
         self._starts.append(now)
         return True
-
-    @property
-    def remaining(self) -> int:
-        now = self._clock()
-        return max(0, self._limit - sum(1 for t in self._starts if now - t < _HOUR))

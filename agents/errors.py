@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ingestion.views import BackendStats, PathStats
+from ingestion import BackendStats, PathStats
 
 from . import wording
 from .assessment import Assessment, Cause, worst_cause_first

@@ -8,8 +8,15 @@ from datetime import datetime, timedelta, timezone
 
 from redis.asyncio import Redis
 
-from ingestion import Batch, MetricsQueries, MetricsStore, TimeBounds, add_text_lines
-from ingestion.simulate import generate_lines, scenario_timeline
+from ingestion import (
+    Batch,
+    MetricsQueries,
+    MetricsStore,
+    TimeBounds,
+    add_text_lines,
+    generate_lines,
+    scenario_timeline,
+)
 
 from .config import AnalysisConfig
 from .llm import LLMClient

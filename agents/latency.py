@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ingestion.views import BackendStats
+from ingestion import BackendStats
 
 from . import wording
 from .assessment import Assessment, Cause, worst_cause_first

@@ -20,19 +20,6 @@ class AlertContext(BaseModel):
     annotations: dict[str, str] = Field(default_factory=dict)
     starts_at: datetime | None = None
 
-    @classmethod
-    def from_alertmanager(cls, alert: dict) -> AlertContext:
-        """One entry of an Alertmanager webhook's `alerts` list."""
-        labels = {str(k): str(v) for k, v in (alert.get("labels") or {}).items()}
-        return cls(
-            alertname=labels.get("alertname", ""),
-            status=alert.get("status", "firing"),
-            severity=labels.get("severity"),
-            labels=labels,
-            annotations={str(k): str(v) for k, v in (alert.get("annotations") or {}).items()},
-            starts_at=alert.get("startsAt"),
-        )
-
 
 class AnalysisRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from ingestion.views import (
+from ingestion import (
     Backends,
-    Frontends,
     Overview,
     Paths,
     ResponseTimes,
@@ -25,7 +24,10 @@ TRAFFIC_HISTORY_MINUTES = 30
 
 
 class SignalSource(Protocol):
-    """The queries of `ingestion.MetricsQueries` that analyses read; all of them are read-only."""
+    """The queries of `ingestion.MetricsQueries` that a snapshot reads; all of them are read-only.
+
+    The agents' tools call any other view of `ingestion.METRIC_VIEWS` by its name on the same source.
+    """
 
     async def overview(self, window: int = ..., at: datetime | None = ..., backend: str | None = ...) -> Overview: ...
 
@@ -38,8 +40,6 @@ class SignalSource(Protocol):
     ) -> ResponseTimes: ...
 
     async def backends(self, window: int = ..., at: datetime | None = ...) -> Backends: ...
-
-    async def frontends(self, window: int = ..., at: datetime | None = ...) -> Frontends: ...
 
     async def paths(
         self, window: int = ..., at: datetime | None = ..., backend: str | None = ..., limit: int = ...

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from statistics import fmean, median
 
-from ingestion.views import Rps
+from ingestion import Rps
 
 from . import wording
 from .assessment import Assessment, Cause

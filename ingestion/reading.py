@@ -66,9 +66,6 @@ class Merged:
                 self.maxima[member] = value
 
 
-PARTS = frozenset({"totals", "backends", "paths", "maxima"})
-
-
 class BucketReader:
     """Fetches and merges minute buckets. Expects a client made with decode_responses=True."""
 

@@ -60,11 +60,6 @@ def scenario_timeline(scenario: str, start: datetime, minutes: int) -> ScenarioT
     )
 
 
-def scenario_onset(scenario: str, start: datetime, minutes: int) -> datetime | None:
-    """When the scenario's incident starts; None for ``baseline``."""
-    return scenario_timeline(scenario, start, minutes).onset
-
-
 def generate_lines(
     scenario: str,
     *,

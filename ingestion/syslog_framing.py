@@ -73,10 +73,6 @@ class StreamFramer:
             return []
         return [rest.rstrip(b"\r")]
 
-    @property
-    def buffered(self) -> int:
-        return len(self._buffer)
-
     def _newline_frames(self) -> list[bytes]:
         buf = self._buffer
         out: list[bytes] = []

@@ -43,7 +43,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from ingestion.simulate import generate_lines
+    from ingestion import generate_lines
 
     from ..intake import log_timezone
 
@@ -111,7 +111,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ingestion.simulate import SCENARIOS
+    from ingestion import SCENARIOS
 
     parser = argparse.ArgumentParser(prog="incident-copilot", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)

@@ -25,7 +25,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from ingestion.simulate import LiveTraffic, generate_lines, scenario_timeline
+from ingestion import LiveTraffic, generate_lines, scenario_timeline
 
 from ..app import create_app
 from ..settings import Settings

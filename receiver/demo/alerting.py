@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
-from ingestion.simulate import LiveTraffic
+from ingestion import LiveTraffic
 
 from .stack import (
     ALERTING_PACKAGES,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from aiohttp import web
-from ingestion import collect_metrics, render_metrics
+from aiohttp.typedefs import Handler
+from ingestion import METRIC_VIEWS, MetricView, collect_metrics, render_metrics
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import (
@@ -25,6 +26,8 @@ MAX_WINDOW_MINUTES = 24 * 60
 
 
 class WindowParams(BaseModel):
+    """Every parameter of the metric views, with HTTP's bounds; a view allows those it takes."""
+
     model_config = ConfigDict(extra="forbid")
 
     window: int = Field(5, ge=1, le=MAX_WINDOW_MINUTES, description="Minutes, ending at `at`.")
@@ -56,7 +59,7 @@ def utc_moment(value: datetime | None) -> datetime | None:
     return moment
 
 
-def _params(request: web.Request, allowed: set[str]) -> WindowParams:
+def _params(request: web.Request, allowed: frozenset[str]) -> WindowParams:
     raw = dict(request.query)
     unknown = set(raw) - allowed
     if unknown:
@@ -72,53 +75,15 @@ def _json(model: BaseModel) -> web.Response:
     return web.Response(body=model.model_dump_json(), content_type="application/json")
 
 
-_WAB = {"window", "at", "backend"}
-_WA = {"window", "at"}
+def _serve(view: MetricView) -> Handler:
+    """The handler of `GET /metrics/<view>`: the query parameters the view takes, and its answer."""
+    allowed = frozenset(view.parameters)
 
+    async def handler(request: web.Request) -> web.Response:
+        params = _params(request, allowed)
+        return _json(await view.read(request.app[QUERIES], params.model_dump()))
 
-async def overview(request: web.Request) -> web.Response:
-    p = _params(request, _WAB)
-    return _json(await request.app[QUERIES].overview(p.window, p.at, p.backend))
-
-
-async def status_codes(request: web.Request) -> web.Response:
-    p = _params(request, _WAB)
-    return _json(await request.app[QUERIES].status_codes(p.window, p.at, p.backend))
-
-
-async def response_times(request: web.Request) -> web.Response:
-    p = _params(request, _WAB)
-    return _json(await request.app[QUERIES].response_times(p.window, p.at, p.backend))
-
-
-async def backends(request: web.Request) -> web.Response:
-    p = _params(request, _WA)
-    return _json(await request.app[QUERIES].backends(p.window, p.at))
-
-
-async def frontends(request: web.Request) -> web.Response:
-    p = _params(request, _WA)
-    return _json(await request.app[QUERIES].frontends(p.window, p.at))
-
-
-async def paths(request: web.Request) -> web.Response:
-    p = _params(request, _WAB | {"limit"})
-    return _json(await request.app[QUERIES].paths(p.window, p.at, p.backend, p.limit))
-
-
-async def termination_states(request: web.Request) -> web.Response:
-    p = _params(request, _WAB)
-    return _json(await request.app[QUERIES].termination_states(p.window, p.at, p.backend))
-
-
-async def rps(request: web.Request) -> web.Response:
-    p = _params(request, {"minutes", "at", "backend"})
-    return _json(await request.app[QUERIES].rps(p.minutes, p.at, p.backend))
-
-
-async def saturation(request: web.Request) -> web.Response:
-    p = _params(request, _WAB)
-    return _json(await request.app[QUERIES].saturation(p.window, p.at, p.backend))
+    return handler
 
 
 async def health(request: web.Request) -> web.Response:
@@ -137,14 +102,7 @@ async def prometheus(request: web.Request) -> web.Response:
 
 def setup_routes(app: web.Application) -> None:
     r = app.router
-    r.add_get("/metrics/overview", overview)
-    r.add_get("/metrics/status-codes", status_codes)
-    r.add_get("/metrics/response-times", response_times)
-    r.add_get("/metrics/backends", backends)
-    r.add_get("/metrics/frontends", frontends)
-    r.add_get("/metrics/paths", paths)
-    r.add_get("/metrics/termination-states", termination_states)
-    r.add_get("/metrics/rps", rps)
-    r.add_get("/metrics/saturation", saturation)
+    for view in METRIC_VIEWS:
+        r.add_get(view.path, _serve(view))
     r.add_get("/health", health)
     r.add_get("/prometheus/metrics", prometheus)

@@ -14,19 +14,7 @@ from typing import Any, Literal
 import orjson
 from agents import Report
 from aiohttp import web
-from ingestion import LogEntry
-from ingestion.views import (
-    Backends,
-    Frontends,
-    Health,
-    Overview,
-    Paths,
-    ResponseTimes,
-    Rps,
-    Saturation,
-    StatusCodes,
-    TerminationStates,
-)
+from ingestion import METRIC_VIEWS, Health, LogEntry
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
@@ -121,15 +109,7 @@ IncidentDetail = create_model(
 )
 
 _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
-    (Overview, "serialization"),
-    (StatusCodes, "serialization"),
-    (ResponseTimes, "serialization"),
-    (Backends, "serialization"),
-    (Frontends, "serialization"),
-    (Paths, "serialization"),
-    (TerminationStates, "serialization"),
-    (Rps, "serialization"),
-    (Saturation, "serialization"),
+    *((view.model, "serialization") for view in METRIC_VIEWS),
     (Health, "serialization"),
     (ErrorBody, "serialization"),
     (BatchAnswer, "serialization"),
@@ -141,22 +121,6 @@ _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (LogEntry, "validation"),
     (AnalyzeBody, "validation"),
     (Notification, "validation"),
-]
-
-# Path, answer model, summary and the query parameters the handler accepts.
-METRIC_VIEWS: list[tuple[str, type[BaseModel], str, tuple[str, ...]]] = [
-    ("/metrics/overview", Overview, "Totals, 4xx/5xx counts and rates in the window", ("window", "at", "backend")),
-    ("/metrics/status-codes", StatusCodes, "Requests by status code", ("window", "at", "backend")),
-    ("/metrics/response-times", ResponseTimes, "P50, P95, P99 (ms) and count", ("window", "at", "backend")),
-    ("/metrics/backends", Backends, "Per backend: requests, error rates, latency, termination states",
-     ("window", "at")),
-    ("/metrics/frontends", Frontends, "Per frontend: requests and error rates", ("window", "at")),
-    ("/metrics/paths", Paths, "Top routes by errors and by latency", ("window", "at", "backend", "limit")),
-    ("/metrics/termination-states", TerminationStates, "HAProxy termination states, overall and per backend",
-     ("window", "at", "backend")),
-    ("/metrics/rps", Rps, "Requests per minute, oldest first, zero-filled", ("minutes", "at", "backend")),
-    ("/metrics/saturation", Saturation, "Redis memory and clients; HAProxy queueing and connection peaks",
-     ("window", "at", "backend")),
 ]
 
 # Token-protected operations and the setting that holds each token.
@@ -196,13 +160,13 @@ def openapi_document() -> dict[str, Any]:
         "/openapi.json": {"get": _openapi()},
     }
     window = _query_parameters(WindowParams)
-    for path, model, summary, names in METRIC_VIEWS:
-        paths[path] = {"get": {
-            "operationId": "metrics_" + path.rsplit("/", 1)[1].replace("-", "_"),
+    for view in METRIC_VIEWS:
+        paths[view.path] = {"get": {
+            "operationId": "metrics_" + view.name,
             "tags": ["metrics"],
-            "summary": summary,
-            "parameters": [window[name] for name in names],
-            "responses": {"200": _json("The view of the window.", ref(model)), **_errors(422, 503)},
+            "summary": view.summary,
+            "parameters": [window[name] for name in view.parameters],
+            "responses": {"200": _json("The view of the window.", ref(view.model)), **_errors(422, 503)},
         }}
     for (method, path), setting in TOKEN_SETTINGS.items():
         operation = paths[path][method]

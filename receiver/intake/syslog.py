@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from ingestion.syslog_framing import StreamFramer, message_lines
+from ingestion import StreamFramer, message_lines
 from redis.exceptions import RedisError
 
 from ..retry import retrying

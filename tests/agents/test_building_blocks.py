@@ -40,7 +40,7 @@ def test_hourly_budget_refills_as_the_hour_slides():
     assert not budget.try_acquire()
     clock[0] = 3600.0
     assert budget.try_acquire()
-    assert budget.remaining == 1  # both earlier starts are an hour old
+    assert [budget.try_acquire() for _ in range(2)] == [True, False]  # both earlier starts are an hour old
 
 
 def test_a_zero_budget_never_allows_the_model():
@@ -180,15 +180,3 @@ def test_the_draft_keeps_at_most_five_recommendations():
 
     assert len(draft.recommendations) == 5
     assert draft.recommendations[0].startswith("Roll back the latest deploy of api")
-
-
-def test_an_alertmanager_alert_becomes_context():
-    alert = AlertContext.from_alertmanager({
-        "status": "firing", "labels": {"alertname": "HighErrorRate", "severity": "critical", "backend": "api"},
-        "annotations": {"summary": "5xx above 10 %"}, "startsAt": "2026-03-02T09:20:00Z",
-        "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "http://prometheus/graph",
-    })
-
-    assert (alert.alertname, alert.severity, alert.labels["backend"]) == ("HighErrorRate", "critical", "api")
-    assert alert.starts_at == datetime(2026, 3, 2, 9, 20, tzinfo=timezone.utc)
-    assert resolve_scope(AnalysisRequest(alerts=[alert]), default_window=10, now=NOW).backend == "api"

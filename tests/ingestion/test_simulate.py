@@ -15,7 +15,6 @@ from ingestion.simulate import (
     SERVER_TIMEOUT_MS,
     LiveTraffic,
     generate_lines,
-    scenario_onset,
     scenario_timeline,
 )
 
@@ -24,6 +23,10 @@ START = datetime(2026, 11, 25, 16, 0, tzinfo=UTC)
 MINUTES = 12
 # Enough requests for each scenario's statistics to be steady, few enough to stay fast.
 RPS = {"auth-regression": 25.0, "deploy-regression": 5.0}
+
+
+def scenario_onset(scenario: str, start: datetime, minutes: int) -> datetime | None:
+    return scenario_timeline(scenario, start, minutes).onset
 
 
 @cache

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from agents.signals import SignalSnapshot
-from ingestion.views import (
+from ingestion import (
     Backends,
     BackendStats,
     Frontends,

@@ -40,3 +40,23 @@ def imported_modules(path: Path) -> set[str]:
                 is_module = candidate.with_suffix(".py").is_file() or (candidate / "__init__.py").is_file()
                 found.add(f"{module}.{alias.name}" if is_module else module)
     return found
+
+
+def sources(*folders: str) -> list[Path]:
+    """The Python files under top-level folders of the checkout."""
+    return [path for folder in folders for path in sorted((ROOT / folder).rglob("*.py"))]
+
+
+def names_imported_from(module: str, paths: list[Path]) -> set[str]:
+    """The names the files take with `from <module> import ...`, wherever in a file."""
+    return {alias.name for path in paths for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module == module
+            for alias in node.names}
+
+
+def submodule_imports(package: str, paths: list[Path]) -> dict[str, list[str]]:
+    """The files that reach past a package's `__init__`, and the modules of it they import."""
+    found = {path.relative_to(ROOT).as_posix(): sorted(m for m in imported_modules(path)
+                                                       if m.startswith(package + "."))
+             for path in paths}
+    return {path: modules for path, modules in found.items() if modules}

@@ -12,13 +12,14 @@ import orjson
 import pytest
 import schemathesis
 from hypothesis import given, strategies as st
+from ingestion import METRIC_VIEWS
 from redis.asyncio import Redis
 
 from receiver.app import create_app
 from receiver.appkeys import INCIDENT_ANALYSIS
 from receiver.incidents import IncidentAnalysis, is_incident_id
 from receiver.http.metrics import WindowParams
-from receiver.http.openapi import INCIDENT_ID_PATTERN, METRIC_VIEWS, TOKEN_SETTINGS, openapi_document
+from receiver.http.openapi import INCIDENT_ID_PATTERN, TOKEN_SETTINGS, openapi_document
 from receiver.settings import Settings
 from tests.support.settings import with_settings
 from tests.support.records import body, line
@@ -130,7 +131,7 @@ async def test_served_at_openapi_json(client) -> None:
     assert orjson.loads(await response.read()) == orjson.loads(orjson.dumps(DOC))
 
 
-@pytest.mark.parametrize(("path", "names"), [(path, names) for path, _, _, names in METRIC_VIEWS])
+@pytest.mark.parametrize(("path", "names"), [(view.path, view.parameters) for view in METRIC_VIEWS])
 async def test_metric_views_take_exactly_the_documented_query_parameters(client, path: str, names) -> None:
     documented = {p["name"] for p in DOC["paths"][path]["get"]["parameters"]}
     assert documented == set(names)
@@ -149,7 +150,7 @@ async def test_metric_views_with_traffic_answer_as_documented(client) -> None:
     assert response.status == 202
     assert_documented("/logs", "post", 202, await response.json())
 
-    for path, _, _, names in METRIC_VIEWS:
+    for path, names in ((view.path, view.parameters) for view in METRIC_VIEWS):
         for query in ({}, {"backend": "api"} if "backend" in names else {}):
             response = await client.get(path, params=query)
             assert response.status == 200
