@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import secrets
 import shutil
 import signal
@@ -22,12 +23,15 @@ from collections.abc import Coroutine
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_plus
 
 import aiohttp
+from agents import Thresholds
 from aiohttp import web
 from ingestion import LiveTraffic, generate_lines, scenario_timeline
 
 from ..app import create_app
+from ..rules import alerting_rule
 from ..settings import Settings
 from . import alerting as demo_alerting
 
@@ -43,15 +47,13 @@ def _step(text: str) -> None:
 
 
 def alertmanager_payload(status: str, *, backend: str, starts_at: datetime, ends_at: datetime | None,
-                         external_url: str, p99_seconds: float) -> dict:
-    """What Alertmanager 0.25 posts for the latency alert of the rules in alert_rules/."""
-    labels = {"alertname": "BackendLatencyHigh", "backend": backend, "severity": "critical", "signal": "latency"}
-    annotations = {
-        "summary": f"Backend {backend}: P99 latency above 1s",
-        "description": f"P99 latency of backend {backend} is {p99_seconds:.2f}s over the last minute; "
-                       "the critical threshold is 1s.",
-        "runbook_url": "docs/runbooks/latency.md#backendlatencyhigh",
-    }
+                         external_url: str, p99_seconds: float, thresholds: Thresholds = Thresholds(),
+                         prometheus_url: str = "http://127.0.0.1:9090") -> dict:
+    """What Alertmanager 0.25 posts when the critical latency rule of the rendered rules fires:
+    its labels, its annotations as Prometheus expands them, and its expression."""
+    rule = alerting_rule(thresholds, "BackendLatencyHigh", "critical")
+    labels = {"alertname": rule["alert"], "backend": backend, **rule["labels"]}
+    annotations = {name: _expand(text, labels, p99_seconds) for name, text in rule["annotations"].items()}
     fingerprint = hashlib.sha256(repr(sorted(labels.items())).encode()).hexdigest()[:16]
     zero = "0001-01-01T00:00:00Z"
     return {
@@ -60,14 +62,21 @@ def alertmanager_payload(status: str, *, backend: str, starts_at: datetime, ends
             "status": status, "labels": labels, "annotations": annotations,
             "startsAt": starts_at.isoformat().replace("+00:00", "Z"),
             "endsAt": ends_at.isoformat().replace("+00:00", "Z") if ends_at else zero,
-            "generatorURL": "http://127.0.0.1:9090/graph?g0.expr=backend%3Ahaproxy_log_request_duration_seconds"
-                            "%3Ap99_1m+%3E+1",
+            "generatorURL": f"{prometheus_url}/graph?g0.expr={quote_plus(rule['expr'])}&g0.tab=1",
             "fingerprint": fingerprint,
         }],
         "groupLabels": {"alertname": labels["alertname"], "backend": backend},
         "commonLabels": labels, "commonAnnotations": annotations, "externalURL": external_url, "version": "4",
         "groupKey": f'{{}}:{{alertname="BackendLatencyHigh", backend="{backend}"}}', "truncatedAlerts": 0,
     }
+
+
+def _expand(template: str, labels: dict[str, str], seconds: float) -> str:
+    """The few template functions the rule's annotations use, as Prometheus fills them in
+    (without the external label `runbook_base_url`, as the demo's Prometheus runs)."""
+    text = re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels.get(m.group(1), ""), template)
+    text = text.replace("{{ $value | humanizeDuration }}", f"{seconds:.3g}s")
+    return text.replace("{{ $externalLabels.runbook_base_url }}", "")
 
 
 async def _post_lines(session: aiohttp.ClientSession, base: str, lines: list[str]) -> int:
@@ -121,7 +130,7 @@ async def run_demo(data_dir: Path = Path("var/demo"), *, alerting: bool | None =
                 incidents = await _live(session, base, port=port, settings=settings, token=token, data_dir=data_dir)
             else:
                 _step(f"Prometheus and Alertmanager: {why_not}; the alert is posted as Alertmanager would post it")
-                incidents = await _replayed(session, base, token)
+                incidents = await _replayed(session, base, token, settings.thresholds)
     finally:
         await runner.cleanup()
     paths = [settings.postmortem_dir / incident["postmortem_file"] for incident in incidents]
@@ -146,7 +155,7 @@ async def _live(session: aiohttp.ClientSession, base: str, *, port: int, setting
         backend=backend, step=_step)
 
 
-async def _replayed(session: aiohttp.ClientSession, base: str, token: str) -> list[dict]:
+async def _replayed(session: aiohttp.ClientSession, base: str, token: str, thresholds: Thresholds) -> list[dict]:
     """The scenario's last minutes replayed at once, the alert posted as Alertmanager would post it."""
     now = datetime.now(timezone.utc).replace(microsecond=0)
     start = now - timedelta(minutes=MINUTES)
@@ -164,7 +173,8 @@ async def _replayed(session: aiohttp.ClientSession, base: str, token: str) -> li
     alert_start = timeline.onset + timedelta(minutes=1, seconds=30)
     _step("delivering the alert as Alertmanager would (POST /alerts, bearer token)")
     payload = alertmanager_payload("firing", backend=timeline.backend, starts_at=alert_start, ends_at=None,
-                                   external_url=base, p99_seconds=(api["p99_ms"] or 0) / 1000)
+                                   external_url=base, p99_seconds=(api["p99_ms"] or 0) / 1000,
+                                   thresholds=thresholds)
     headers = {"Authorization": f"Bearer {token}"}
     async with session.post(f"{base}/alerts", json=payload, headers=headers) as resp:
         if resp.status != 200:
@@ -177,7 +187,7 @@ async def _replayed(session: aiohttp.ClientSession, base: str, token: str) -> li
     _step("resolving the alert, as Alertmanager does when the rule stops firing")
     resolved = alertmanager_payload("resolved", backend=timeline.backend, starts_at=alert_start,
                                     ends_at=datetime.now(timezone.utc), external_url=base,
-                                    p99_seconds=(api["p99_ms"] or 0) / 1000)
+                                    p99_seconds=(api["p99_ms"] or 0) / 1000, thresholds=thresholds)
     async with session.post(f"{base}/alerts", json=resolved, headers=headers) as resp:
         resp.raise_for_status()
     incident = await _wait_for(

@@ -6,7 +6,7 @@ settings, and a deployment with other thresholds renders its own
 (`incident-copilot rules --out DIR`) instead of editing YAML by hand.
 """
 
-from .render import RULE_FILE, SCRAPE_JOB, render_rules, stale_rule_files, write_rules
+from .render import RULE_FILE, SCRAPE_JOB, alerting_rule, render_rules, stale_rule_files, write_rules
 from .timing import PRODUCTION_TIMING, RuleTiming
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "RULE_FILE",
     "SCRAPE_JOB",
     "RuleTiming",
+    "alerting_rule",
     "render_rules",
     "stale_rule_files",
     "write_rules",

@@ -8,6 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import jinja2
+import yaml
 from agents import Thresholds
 
 from ..resources import replace_file, resource_dir
@@ -17,6 +18,17 @@ RULE_FILE = "golden-signals.yml"
 TEMPLATE = "golden-signals.yml.j2"
 SCRAPE_JOB = "incident-copilot"
 _WIDTH = 88
+
+
+def alerting_rule(thresholds: Thresholds, alert: str, severity: str, *,
+                  timing: RuleTiming = PRODUCTION_TIMING) -> dict:
+    """One alerting rule of the rendering (`alert`, `expr`, `for`, `labels`, `annotations`) as
+    Prometheus reads it."""
+    for group in yaml.safe_load(render_rules(thresholds, timing=timing)[RULE_FILE])["groups"]:
+        for rule in group["rules"]:
+            if rule.get("alert") == alert and rule.get("labels", {}).get("severity") == severity:
+                return rule
+    raise KeyError(f"no {severity} rule {alert!r} in {RULE_FILE}")
 
 
 def render_rules(thresholds: Thresholds, *, timing: RuleTiming = PRODUCTION_TIMING,
