@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
+
 import receiver
-from tests.support.imports import imported_modules, module_name
+from tests.support.imports import imported_modules, module_name, names_imported_from, sources
 
 RECEIVER_DIR = Path(receiver.__file__).parent
 
@@ -21,6 +23,9 @@ LAYERS = (
     ("base", {"resources", "retry"}),
 )
 RANK = {unit: rank for rank, (_, units) in enumerate(LAYERS) for unit in units}
+# Rooms whose `__init__` says, with `__all__`, what the rest of the service may use of them.
+PUBLIC_ROOMS = ("http", "incidents", "intake", "rules")
+
 # Domain rooms know nothing of the service around them, nor of each other: only the base
 # (where the package's files are and how one is replaced; how to wait and try again).
 DOMAIN = LAYERS[-2][1]
@@ -78,3 +83,24 @@ def test_relative_imports_are_resolved() -> None:
     """The checks above see `from ..settings import X` as well as `from receiver.settings import X`."""
     assert "receiver.settings" in imported_modules(RECEIVER_DIR / "app.py")
     assert "receiver.incidents.lifecycle" in imported_modules(RECEIVER_DIR / "incidents" / "pipeline.py")
+
+
+@pytest.mark.parametrize("room", PUBLIC_ROOMS)
+def test_a_room_is_used_through_its_public_names_only(room: str) -> None:
+    package = f"receiver.{room}"
+    exported = set(__import__(package, fromlist=["__all__"]).__all__)
+    outside = [path for path in sources("receiver") if unit_of(module_name(path)) != room]
+    assert names_imported_from(package, outside) - exported == set()
+    deep = {module_name(path): sorted(m for m in imported_modules(path) if m.startswith(package + "."))
+            for path in outside}
+    assert {name: modules for name, modules in deep.items() if modules} == {}
+
+
+@pytest.mark.parametrize("room", PUBLIC_ROOMS)
+def test_a_room_exports_only_what_it_defines(room: str) -> None:
+    package = __import__(f"receiver.{room}", fromlist=["__all__"])
+    assert len(set(package.__all__)) == len(package.__all__)
+    for name in package.__all__:
+        value = getattr(package, name)
+        home = getattr(value, "__module__", None) or ""
+        assert home == f"receiver.{room}" or home.startswith(f"receiver.{room}.") or not callable(value), name
