@@ -1,8 +1,10 @@
 """Post-mortem drafts in markdown, after the SRE book's template, rendered from an incident with Jinja.
 
-Every string that came from an alert, a log or a model goes through a markdown filter (`md`,
-`code`, `link`), so it reads as text and never as markup. Files are written atomically, and a
-file the team has edited since it was written is left alone.
+Every value printed goes through a filter that escapes it (`md`, `code`, `link`, ...), so what
+came from an alert, a log or a model reads as text and never as markup, shows its hidden
+format characters, and is cut at a stated length; a whole document is kept under
+`MAX_POSTMORTEM_BYTES`. Files are written atomically, and a file the team has edited since it
+was written is left alone.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import hashlib
 import logging
 import re
+import unicodedata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -58,16 +61,88 @@ _SIGNAL_NAMES = {
 
 
 # Filters ---------------------------------------------------------------------------------------
+#
+# Every `{{ ... }}` of the templates ends in one of the filters registered below
+# (`test_every_template_output_is_escaped` reads the templates and fails on one that does not),
+# and each of them returns text that has been through `markdown_text`, `markdown_code` or
+# `markdown_link`: markup escaped, control characters dropped, format characters shown, and
+# untrusted text cut at a stated length.
 
-def markdown_text(value: object, multiline: bool = False) -> str:
-    """Untrusted text as literal markdown; newlines become `<br>` (table-safe) unless `multiline`."""
+# The longest a post-mortem (or the index) may be, in UTF-8 bytes, the draft's marker included.
+# Beyond it the document is cut at a line, with a line that says so.
+MAX_POSTMORTEM_BYTES = 512 * 1024
+# The most characters shown of one untrusted string: an annotation, a label, a line of the timeline.
+TEXT_LIMIT = 2_000
+# ... of a paragraph the model wrote (the agents already ask for at most 4,000).
+MULTILINE_LIMIT = 8_000
+# ... of a code span: a label pair, a fingerprint, a group key.
+CODE_LIMIT = 500
+# A longer URL is not linked: the link's words are shown alone.
+URL_LIMIT = 2_048
+_DOCUMENT_RESERVE = 1_024  # room for the cut line and the draft's marker
+
+# Format characters (Unicode category Cf: bidi overrides and isolates, zero-width spaces and
+# joiners, the BOM, tag characters) make a line display differently from what it holds. They
+# are shown as `<U+202E>` rather than removed: a reader sees that they were there, and a line
+# that began with one cannot become a heading or a list item once it is gone. A ZWJ between
+# two emoji is kept: it is what draws 👩‍💻 as one picture; between letters it is shown.
+_ZWJ = "\u200d"
+_EMOJI_MODIFIERS = range(0x1F3FB, 0x1F400)
+# `<U+XXXX>` is never an HTML tag (a tag name cannot contain `+`) nor an autolink (no `:`).
+_SHOWN = "<U+{:04X}>"
+
+
+def show_format_characters(text: str) -> str:
+    """`text` with every format character (Cf) written as `<U+XXXX>`, but a ZWJ inside an emoji sequence."""
+    if text.isascii():
+        return text
+    shown: list[str] = []
+    last = len(text) - 1
+    for index, char in enumerate(text):
+        if unicodedata.category(char) != "Cf":
+            shown.append(char)
+        elif char == _ZWJ and 0 < index < last and _is_emoji(text[index - 1]) and _is_emoji(text[index + 1], after=True):
+            shown.append(char)
+        else:
+            shown.append(_SHOWN.format(ord(char)))
+    return "".join(shown)
+
+
+def _is_emoji(char: str, after: bool = False) -> bool:
+    """Close enough for a ZWJ sequence: a symbol, or (before the joiner) a skin tone or emoji presentation."""
+    if unicodedata.category(char) == "So":
+        return True
+    return not after and (char == "\ufe0f" or ord(char) in _EMOJI_MODIFIERS)
+
+
+def _cut(value: object, limit: int) -> tuple[str, int]:
+    """The text without control characters, at most `limit` characters of it, and how many were left out."""
     text = _CONTROL.sub("", "" if value is None else str(value))
+    if len(text) <= limit:
+        return text, 0
+    return text[:limit], len(text) - limit
+
+
+def _cut_marker(left_out: int) -> str:
+    return f"… [cut: {left_out:,} more characters]" if left_out else ""
+
+
+def markdown_text(value: object, multiline: bool = False, limit: int | None = None) -> str:
+    """Untrusted text as literal markdown; newlines become `<br>` (table-safe) unless `multiline`.
+
+    At most `limit` characters are shown (TEXT_LIMIT, or MULTILINE_LIMIT for a paragraph), then
+    a marker that says how many were cut.
+    """
+    text, left_out = _cut(value, limit if limit is not None else (MULTILINE_LIMIT if multiline else TEXT_LIMIT))
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = _INLINE.sub(r"\\\1", text)
     lines = [_block_safe(line.strip()) for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
     if not multiline:
-        return "<br>".join(line for line in lines if line)
-    return "\n".join(lines).strip("\n")
+        text = "<br>".join(line for line in lines if line)
+    else:
+        text = "\n".join(lines).strip("\n")
+    # A line that starts with a shown format character ("<U+202E># x") is not a heading or a tag.
+    return show_format_characters(text) + (" " if text and left_out else "") + _cut_marker(left_out)
 
 
 def _block_safe(line: str) -> str:
@@ -75,28 +150,50 @@ def _block_safe(line: str) -> str:
     return _ORDERED_ITEM.sub(r"\1\\\2", _BLOCK_MARK.sub(r"\\\1", line))
 
 
-def markdown_code(value: object, table: bool = True) -> str:
+def markdown_code(value: object, table: bool = True, limit: int = CODE_LIMIT) -> str:
     """Untrusted text as an inline code span; pipes escaped for tables (GFM reads `\\|` inside code too)."""
-    text = " ".join(_CONTROL.sub("", "" if value is None else str(value)).split())
+    text, left_out = _cut(value, limit)
+    text = show_format_characters(" ".join(text.split()))
     if not text:
-        return ""
+        return _cut_marker(left_out)
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * (longest + 1)
     if text.startswith("`") or text.endswith("`"):
         text = f" {text} "
     if table:
         text = text.replace("|", "\\|")
-    return f"{fence}{text}{fence}"
+    return f"{fence}{text}{fence}" + (" " if left_out else "") + _cut_marker(left_out)
 
 
 def markdown_link(text: object, url: object) -> str:
-    """`[text](url)` for an http(s) URL; the text alone for anything else (javascript:, data:, paths)."""
+    """`[text](url)` for an http(s) URL; the text alone for anything else (javascript:, data:, paths, too long)."""
     label = markdown_text(text)
     address = "" if url is None else str(url).strip()
+    if len(address) > URL_LIMIT:
+        return label
     parts = urlsplit(address)
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         return label
+    # quote() writes every character outside ASCII, format characters included, as %XX.
     return f"[{label}]({quote(address, safe=':/?#@!$&*+,;=%~-._')})"
+
+
+def file_link(text: object, file_name: object) -> str:
+    """`[text](file)` to a post-mortem beside this one; the text alone for any other name."""
+    label = markdown_text(text)
+    name = "" if file_name is None else str(file_name)
+    return f"[{label}]({name})" if is_postmortem_file(name) else label
+
+
+def bounded_document(text: str, *, limit: int = MAX_POSTMORTEM_BYTES - _DOCUMENT_RESERVE) -> str:
+    """The document if it fits in `limit` UTF-8 bytes; else its first lines that do, and a line saying so."""
+    if len(text.encode()) <= limit:
+        return text
+    head = text.encode()[:limit].decode("utf-8", "ignore")
+    head = head[: head.rfind("\n") + 1] if "\n" in head else ""
+    left_out = len(text) - len(head)
+    return (f"{head}\n… [cut: {left_out:,} more characters; a document here is kept under "
+            f"{MAX_POSTMORTEM_BYTES // 1024} KiB, and `GET /incidents` holds the whole record]\n")
 
 
 def format_time(value: datetime | None, style: str = "seconds") -> str:
@@ -234,10 +331,21 @@ def template_environment(directory: Path) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(md=markdown_text, code=markdown_code, link=markdown_link, time=format_time,
-                       duration=format_duration, value=format_value,
-                       multiple=format_multiple)
+    env.filters.update(ESCAPING_FILTERS)
     return env
+
+
+def _as_text(format_: Callable[..., str]) -> Callable[..., str]:
+    """A formatter whose result is escaped too: a unit comes from the model, and nothing is printed raw."""
+    return lambda *args: markdown_text(format_(*args))
+
+
+# The filters a template may end a `{{ ... }}` with; each escapes what it prints.
+ESCAPING_FILTERS: dict[str, Callable[..., str]] = {
+    "md": markdown_text, "code": markdown_code, "link": markdown_link, "file_link": file_link,
+    "time": _as_text(format_time), "duration": _as_text(format_duration), "value": _as_text(format_value),
+    "multiple": _as_text(format_multiple),
+}
 
 
 class UnsafePath(ValueError):
@@ -261,7 +369,7 @@ class PostmortemWriter:
             timeline=sorted(incident.timeline, key=lambda e: e.at),
             runbooks=_runbooks(incident),
         )
-        return _with_marker(body)
+        return _with_marker(bounded_document(body))
 
     def render_draft(self, report: Report) -> dict[str, str]:
         """A post-mortem draft of an analysis made on request; nothing is written."""
@@ -269,7 +377,7 @@ class PostmortemWriter:
         return {"file_name": incident.postmortem_file, "markdown": self.render(incident)}
 
     def render_index(self, incidents: list[IncidentSummary]) -> str:
-        return self._env.get_template(INDEX_TEMPLATE).render(incidents=incidents)
+        return bounded_document(self._env.get_template(INDEX_TEMPLATE).render(incidents=incidents))
 
     def path_for(self, file_name: str) -> Path:
         """The file's path inside the directory; raises UnsafePath for a name that is not a plain file name."""

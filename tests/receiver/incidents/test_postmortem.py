@@ -8,21 +8,31 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from jinja2 import nodes
 
 from agents import Severity
 from receiver.resources import resource_dir
 from receiver.incidents import Incident, PostmortemWriter, UnsafePath, lifecycle
 from receiver.incidents.naming import is_postmortem_file, postmortem_file_name, slugify
 from receiver.incidents.postmortem import (
+    CODE_LIMIT,
+    ESCAPING_FILTERS,
+    MAX_POSTMORTEM_BYTES,
+    TEXT_LIMIT,
+    URL_LIMIT,
+    file_link,
     impact,
     is_untouched,
     markdown_code,
     markdown_link,
     markdown_text,
+    show_format_characters,
+    template_environment,
 )
 
 from tests.support.incidents import T0, delivery, make_report, ok_report, payload
@@ -233,3 +243,127 @@ def test_impact_figures() -> None:
     assert figures.budget_burned_pct == pytest.approx(2808 / 49_680 * 100)
     quiet = impact(make_report(severity=Severity.ok).model_copy(update={"findings": []}), slo_target_pct=99.9)
     assert quiet.requests is None and quiet.burn_rate is None and quiet.budget_burned_pct is None
+
+
+# Every printed value escaped ---------------------------------------------------------------------
+
+def _unescaped_outputs(source: str) -> list[str]:
+    """The `{{ ... }}` of a template that do not end in an escaping filter (a constant is fine)."""
+    env = template_environment(resource_dir("templates"))
+
+    def escaped(node: nodes.Expr | None) -> bool:
+        if node is None or isinstance(node, nodes.Const):
+            return True
+        if isinstance(node, nodes.CondExpr):
+            return escaped(node.expr1) and escaped(node.expr2)
+        return isinstance(node, nodes.Filter) and node.name in ESCAPING_FILTERS
+
+    return [repr(node) for output in env.parse(source).find_all(nodes.Output) for node in output.nodes
+            if not isinstance(node, nodes.TemplateData) and not escaped(node)]
+
+
+@pytest.mark.parametrize("name", ["postmortem.md.j2", "postmortems-index.md.j2"])
+def test_every_template_output_is_escaped(name: str) -> None:
+    assert _unescaped_outputs((resource_dir("templates") / name).read_text()) == []
+
+
+@pytest.mark.parametrize("source", [
+    "{{ incident.id }}", "{{ alert.labels | dictsort }}", "{{ x | md | trim }}", "{{ x if y else z | md }}",
+    "{% for a in b %}{{ a.text }}{% endfor %}",
+])
+def test_a_raw_output_is_caught(source: str) -> None:
+    assert _unescaped_outputs(source)
+
+
+# Format characters and sizes ----------------------------------------------------------------------
+
+@pytest.mark.parametrize(("raw", "shown"), [
+    ("ok\u202eevil\u202c", "ok<U+202E>evil<U+202C>"),
+    ("\u2066isolate\u2069 \u2067\u2068", "<U+2066>isolate<U+2069> <U+2067><U+2068>"),
+    ("zero\u200bwidth\u200c\u200d\u200e\u200f\u2060\ufeff", "zero<U+200B>width<U+200C><U+200D><U+200E><U+200F><U+2060><U+FEFF>"),
+    ("soft\u00adhyphen, tag\U000e0041", "soft<U+00AD>hyphen, tag<U+E0041>"),
+    ("ad\u200dmin", "ad<U+200D>min"),  # a joiner between letters hides a difference
+    ("team 👩\u200d💻 and 👍🏽\u200d🔥 🏳\ufe0f\u200d🌈", "team 👩\u200d💻 and 👍🏽\u200d🔥 🏳\ufe0f\u200d🌈"),  # emoji ZWJ sequences
+    ("\u200d👩 👩\u200d", "<U+200D>👩 👩<U+200D>"),
+    ("café ü 中文 עברית", "café ü 中文 עברית"),
+])
+def test_format_characters_are_shown(raw: str, shown: str) -> None:
+    assert show_format_characters(raw) == shown
+    assert markdown_text(raw) == shown
+    assert markdown_code(raw) == f"`{shown}`"
+    assert markdown_link(raw, "http://x.example/\u202e") == f"[{shown}](http://x.example/%E2%80%AE)"
+
+
+def test_a_format_character_cannot_hide_a_block_start() -> None:
+    assert markdown_text("\u202e# Heading\n\u200b- item", multiline=True).splitlines() == [
+        "<U+202E># Heading", "<U+200B>- item"]
+
+
+def test_no_format_character_reaches_a_post_mortem(tmp_path: Path) -> None:
+    body = payload("backend-5xx-firing")
+    alert = body["alerts"][0]
+    hidden = "api\u202e\u2066\u200b\u2060\ufeff\U000e0041"
+    alert["labels"]["backend"] = hidden
+    alert["annotations"] = {"summary": hidden, "description": hidden, "runbook_url": f"http://rb.example/{hidden}"}
+    body["commonAnnotations"] = {"summary": hidden}
+    body["groupKey"] = hidden
+    incident = step(None, body, "1-0", T0)
+    report = make_report(title=hidden, diagnosis=hidden, backend=hidden)
+    incident = lifecycle.attach_report(incident, lifecycle.owed_analysis(incident, "1-0"), report, now=T0)
+    w = writer(tmp_path)
+    for text in (w.render(incident), w.render_index([incident.summary()])):
+        assert [c for c in text if unicodedata.category(c) == "Cf"] == []
+        assert "api<U+202E><U+2066><U+200B><U+2060><U+FEFF><U+E0041>" in text
+
+
+def test_long_untrusted_text_is_cut_with_a_marker() -> None:
+    assert markdown_text("a" * 14_345) == "a" * TEXT_LIMIT + " … [cut: 12,345 more characters]"
+    assert markdown_text("b" * 9_000, multiline=True).endswith("b … [cut: 1,000 more characters]")
+    assert markdown_code("c" * 600) == "`" + "c" * CODE_LIMIT + "` … [cut: 100 more characters]"
+    assert markdown_link("runbook", "https://x.example/" + "d" * URL_LIMIT) == "runbook"
+
+
+def test_a_description_is_cut_in_the_post_mortem(tmp_path: Path) -> None:
+    body = payload("backend-5xx-firing")
+    body["alerts"][0]["annotations"]["description"] = "z" * 60_000
+    text = writer(tmp_path).render(step(None, body, "1-0", T0))
+    assert "z" * TEXT_LIMIT + " … [cut: 58,000 more characters]" in text
+    assert "z" * (TEXT_LIMIT + 1) not in text
+
+
+def test_a_post_mortem_stays_under_its_bound(tmp_path: Path) -> None:
+    body = payload("backend-5xx-firing")
+    template = body["alerts"][0]
+    big = "é" * 5_000  # two bytes each in UTF-8
+    body["alerts"] = [
+        {**template, "fingerprint": f"{index:016x}",
+         "labels": {**template["labels"], **{f"label{n}": big for n in range(20)}},
+         "annotations": {"summary": big, "description": big}}
+        for index in range(lifecycle.DEFAULT_POLICY.max_alerts)]
+    incident = step(None, body, "1-0", T0)
+    w = writer(tmp_path)
+    text = w.render(incident)
+    assert len(text.encode()) <= MAX_POSTMORTEM_BYTES
+    assert is_untouched(text)
+    assert re.search(r"\n… \[cut: [0-9,]+ more characters; a document here is kept under 512 KiB", text)
+    assert text.startswith(f"# Incident {incident.id}")
+    index = w.render_index([incident.summary()] * 1_000)
+    assert len(index.encode()) <= MAX_POSTMORTEM_BYTES
+
+
+def test_a_unit_from_the_model_is_escaped(tmp_path: Path) -> None:
+    report = make_report()
+    finding = report.findings[0]
+    evidence = finding.evidence[0].model_copy(update={"unit": "<img src=x> | `x`\u202e"})
+    report = report.model_copy(update={"findings": [finding.model_copy(update={"evidence": [evidence]})]})
+    incident = step(None, "backend-5xx-firing", "1-0", T0)
+    incident = lifecycle.attach_report(incident, lifecycle.owed_analysis(incident, "1-0"), report, now=T0)
+    text = writer(tmp_path).render(incident)
+    assert "<img" not in text
+    assert "&lt;img src=x&gt; \\| \\`x\\`<U+202E>" in text
+
+
+def test_the_index_links_only_post_mortem_files() -> None:
+    assert file_link("inc-1", "2026-03-14-x-0123abcd.md") == "[inc-1](2026-03-14-x-0123abcd.md)"
+    assert file_link("inc-1", "../secret.md") == "inc-1"
+    assert file_link("inc-1", "javascript:alert(1)") == "inc-1"
