@@ -1,6 +1,6 @@
 """What a notification does to its group's incident: pure decisions with a named reason, and their effect.
 
-`decide` says what should happen (open, repeat, join, resolve or ignore, and why); `apply`
+`decide` says what should happen (open, repeat, join, update, resolve or ignore, and why); `apply`
 returns the incident as it is afterwards. Neither reads a clock: the time the notification
 was received and `now` are passed in, so the same inputs always give the same record.
 """
@@ -14,7 +14,7 @@ from enum import Enum
 
 from agents import AlertContext, AnalysisRequest, Report, Severity
 
-from .model import AlertRecord, Delivery, Due, Incident, Recheck, TimelineEntry
+from .model import AlertRecord, Delivery, Due, Incident, Recheck, TimelineEntry, severity_rank
 from .naming import incident_id, postmortem_file_name
 from .notification import Alert, Notification, dedup_key
 
@@ -23,6 +23,7 @@ class Action(str, Enum):
     OPEN = "open"
     REPEAT = "repeat"
     JOIN = "join"
+    UPDATE = "update"
     RESOLVE = "resolve"
     IGNORE = "ignore"
 
@@ -34,6 +35,8 @@ class Reason(str, Enum):
     SAME_FIRING_SET = "same_firing_set"
     SOME_RESOLVED = "some_alerts_resolved"
     NEW_ALERT = "new_alert_joined"
+    SEVERITY_RAISED = "alert_severity_raised"
+    LABELS_CHANGED = "alert_labels_changed"
     ALERT_CAP = "alert_cap_reached"
     ALL_RESOLVED = "all_alerts_resolved"
     ALREADY_APPLIED = "already_applied"
@@ -47,6 +50,39 @@ class Decision:
     action: Action
     reason: Reason
     new_fingerprints: tuple[str, ...] = ()
+    changed_fingerprints: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AlertChange:
+    """A recorded alert notified again under its fingerprint with other labels (its severity is one)."""
+
+    alert: Alert
+    before: dict[str, str]
+
+    @property
+    def severity_before(self) -> str | None:
+        return self.before.get("severity")
+
+    @property
+    def severity_after(self) -> str | None:
+        return self.alert.labels.get("severity")
+
+    @property
+    def raised(self) -> bool:
+        """A firing alert now declares a worse severity than it did."""
+        return self.alert.status == "firing" and severity_rank(self.severity_after) < severity_rank(self.severity_before)
+
+
+def alert_changes(recorded: list[AlertRecord], incoming: list[Alert]) -> tuple[AlertChange, ...]:
+    """The alerts of a notification whose labels differ from their record under the same fingerprint.
+
+    Annotations are left out: they carry the measured value and differ at every evaluation
+    without the alert being any different.
+    """
+    before = {a.fingerprint: a.labels for a in recorded}
+    return tuple(AlertChange(alert, before[alert.fingerprint]) for alert in incoming
+                 if alert.fingerprint in before and before[alert.fingerprint] != alert.labels)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +116,10 @@ def decide(current: Incident | None, delivery: Delivery, *, policy: Policy = DEF
         return Decision(Action.IGNORE, Reason.ALREADY_APPLIED)
     if current is None:
         return Decision(Action.OPEN, Reason.FIRST_FIRING if firing else Reason.RESOLVED_UNSEEN)
-    if _is_duplicate(current, delivery, policy.dedup_window):
+    # The dedup key holds fingerprints, not labels: an alert re-sent with other labels (a new
+    # severity) is news even from an HA peer, while its identical twin is still a duplicate.
+    changes = alert_changes(current.alerts, n.alerts)
+    if not changes and _is_duplicate(current, delivery, policy.dedup_window):
         return Decision(Action.IGNORE, Reason.DUPLICATE)
     if current.status == "resolved":
         if not firing:
@@ -91,15 +130,22 @@ def decide(current: Incident | None, delivery: Delivery, *, policy: Policy = DEF
         return Decision(Action.OPEN, Reason.REFIRED)
     if not firing:
         return Decision(Action.RESOLVE, Reason.ALL_RESOLVED)
+    changed = tuple(sorted({c.alert.fingerprint for c in changes}))
     known_fingerprints = {a.fingerprint for a in current.alerts}
     new = tuple(sorted({a.fingerprint for a in firing} - known_fingerprints))
     if new:
         if len(current.alerts) >= policy.max_alerts:
-            return Decision(Action.REPEAT, Reason.ALERT_CAP, new)
-        return Decision(Action.JOIN, Reason.NEW_ALERT, new)
+            return Decision(Action.REPEAT, Reason.ALERT_CAP, new, changed)
+        return Decision(Action.JOIN, Reason.NEW_ALERT, new, changed)
+    # A worse severity is asked to be analysed again, as a joining alert is: the signals have
+    # most likely crossed a further threshold since the last analysis looked at them.
+    if any(c.raised for c in changes):
+        return Decision(Action.UPDATE, Reason.SEVERITY_RAISED, changed_fingerprints=changed)
     was_firing = {a.fingerprint for a in current.alerts if a.status == "firing"}
     if any(a.status == "resolved" and a.fingerprint in was_firing for a in n.alerts):
-        return Decision(Action.REPEAT, Reason.SOME_RESOLVED)
+        return Decision(Action.REPEAT, Reason.SOME_RESOLVED, changed_fingerprints=changed)
+    if changes:
+        return Decision(Action.UPDATE, Reason.LABELS_CHANGED, changed_fingerprints=changed)
     return Decision(Action.REPEAT, Reason.SAME_FIRING_SET)
 
 
@@ -191,9 +237,10 @@ def _change(current: Incident, delivery: Delivery, decision: Decision, *, now: d
         "alerts_not_recorded": max(current.alerts_not_recorded, dropped + n.truncated_alerts),
         "onset_at": min(current.onset_at, *(a.starts_at for a in n.firing)) if n.firing else current.onset_at,
     })
-    timeline = list(incident.timeline)
     if decision.action is Action.RESOLVE:
         return _resolve(incident, delivery, now=now, policy=policy)
+    changes = [c for c in alert_changes(current.alerts, n.alerts) if c.alert.fingerprint in decision.changed_fingerprints]
+    timeline = [*incident.timeline, *_changed_entries(changes, received)]
     if decision.action is Action.JOIN:
         joined = [a for a in n.firing if a.fingerprint in decision.new_fingerprints]
         for alert in sorted(joined, key=lambda a: a.starts_at)[:10]:
@@ -210,12 +257,23 @@ def _change(current: Incident, delivery: Delivery, decision: Decision, *, now: d
             "analysis_due": Due(revision=revision, owner=delivery.entry_id, at=at,
                                 window_minutes=_window(at, incident.onset_at, policy)),
         })
+    if decision.reason is Reason.SEVERITY_RAISED:
+        timeline.append(TimelineEntry(at=received, kind="notified",
+                                      text="Alertmanager notified a worse severity; analysing again."))
+        revision = incident.revision + 1
+        return incident.model_copy(update={
+            "timeline": timeline, "revision": revision,
+            "analysis_due": Due(revision=revision, owner=delivery.entry_id, at=received,
+                                window_minutes=_window(received, incident.onset_at, policy)),
+        })
     if decision.reason is Reason.SOME_RESOLVED:
         was_firing = {a.fingerprint for a in current.alerts if a.status == "firing"}
         for alert in n.alerts:
             if alert.status == "resolved" and alert.fingerprint in was_firing:
                 timeline.append(TimelineEntry(at=alert.ends_at or received, kind="alerts_resolved",
                                               text=f"{_alert_name(alert, n)} resolved; others still firing."))
+    if changes:  # the entries above say what was new
+        return incident.model_copy(update={"timeline": timeline})
     last = timeline[-1] if timeline else None
     if last is not None and last.kind == "repeat":
         timeline[-1] = last.model_copy(update={"count": last.count + 1, "last_at": received})
@@ -223,6 +281,37 @@ def _change(current: Incident, delivery: Delivery, decision: Decision, *, now: d
         timeline.append(TimelineEntry(at=received, kind="repeat",
                                       text="Alertmanager repeated the notification; nothing new."))
     return incident.model_copy(update={"timeline": timeline})
+
+
+def _changed_entries(changes: list[AlertChange], received: datetime) -> list[TimelineEntry]:
+    entries = [TimelineEntry(at=received, kind="alert_changed", text=change_text(c)) for c in changes[:10]]
+    if len(changes) > 10:
+        entries.append(TimelineEntry(at=received, kind="alert_changed",
+                                     text=f"{len(changes) - 10} more alerts changed their labels."))
+    return entries
+
+
+def change_text(change: AlertChange) -> str:
+    """What changed, in a line: "BackendLatencyHigh on api: severity warning → critical"."""
+    before, after = change.before, change.alert.labels
+    backend = after.get("backend") or before.get("backend")
+    subject = _clip(change.alert.alertname or "Alert", 200) + (f" on {_clip(backend, 80)}" if backend else "")
+    parts = []
+    if change.severity_before != change.severity_after:
+        parts.append(f"severity {_clip(change.severity_before or 'none', 80)} → {_clip(change.severity_after or 'none', 80)}")
+    differ = [k for k in sorted((before.keys() | after.keys()) - {"severity"}) if before.get(k) != after.get(k)]
+    for key in differ[:5]:
+        old, new = before.get(key), after.get(key)
+        name = _clip(key, 80)
+        if old is None:
+            parts.append(f"{name}={_clip(new or '', 80)} added")
+        elif new is None:
+            parts.append(f"{name}={_clip(old, 80)} removed")
+        else:
+            parts.append(f"{name} {_clip(old, 80)} → {_clip(new, 80)}")
+    if len(differ) > 5:
+        parts.append(f"{len(differ) - 5} more labels")
+    return f"{subject}: {', '.join(parts)}"
 
 
 def _resolve(incident: Incident, delivery: Delivery, *, now: datetime, policy: Policy) -> Incident:

@@ -13,7 +13,7 @@ from .notification import Notification
 
 IncidentStatus = Literal["open", "resolved"]
 TimelineKind = Literal[
-    "onset", "notified", "repeat", "alert_joined", "alerts_resolved", "diagnosed", "analysis_failed",
+    "onset", "notified", "repeat", "alert_joined", "alert_changed", "alerts_resolved", "diagnosed", "analysis_failed",
     "resolved", "resolve_notified", "recheck", "recheck_failed", "abandoned",
 ]
 
@@ -21,12 +21,18 @@ TimelineKind = Literal[
 _SEVERITY_ORDER = ("critical", "page", "error", "high", "warning", "medium", "low", "info", "none")
 
 
+def severity_rank(value: str | None) -> int:
+    """0 for the worst severity; a name not in the list ranks below them, no severity at all lowest."""
+    if not value:
+        return len(_SEVERITY_ORDER) + 1
+    return _SEVERITY_ORDER.index(value.lower()) if value.lower() in _SEVERITY_ORDER else len(_SEVERITY_ORDER)
+
+
 def worst_alert_severity(values: list[str | None]) -> str | None:
     named = [v for v in values if v]
     if not named:
         return None
-    return min(named, key=lambda v: (_SEVERITY_ORDER.index(v.lower()) if v.lower() in _SEVERITY_ORDER
-                                     else len(_SEVERITY_ORDER), v))
+    return min(named, key=lambda v: (severity_rank(v), v))
 
 
 @dataclass(frozen=True, slots=True)

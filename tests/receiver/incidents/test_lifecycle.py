@@ -36,6 +36,18 @@ def partly_resolved_body() -> dict:
     return body
 
 
+def with_labels(name: str = FIRING, **labels: str | None) -> dict:
+    """The body with its first alert's labels changed (None removes one); fingerprint and start kept."""
+    body = payload(name)
+    alert = body["alerts"][0]
+    alert["labels"] = {k: v for k, v in {**alert["labels"], **labels}.items() if v is not None}
+    return body
+
+
+def opened_as_warning() -> Incident:
+    return step(None, with_labels(severity="warning"), "1-0", T0)[1]
+
+
 def refired_body() -> dict:
     body = payload(FIRING)
     body["alerts"][0]["startsAt"] = "2026-03-14T11:00:00Z"
@@ -54,6 +66,12 @@ def refired_body() -> dict:
     (resolved, RESOLVED, "9-0", 3600, Action.IGNORE, Reason.ALREADY_RESOLVED),
     (resolved, FIRING, "9-0", 1500, Action.IGNORE, Reason.STALE_FIRING),
     (resolved, refired_body, "9-0", 5400, Action.OPEN, Reason.REFIRED),
+    (opened_as_warning, FIRING, "9-0", 15, Action.UPDATE, Reason.SEVERITY_RAISED),
+    (opened_as_warning, FIRING, "9-0", 4 * 3600, Action.UPDATE, Reason.SEVERITY_RAISED),
+    (opened, lambda: with_labels(severity="warning"), "9-0", 15, Action.UPDATE, Reason.LABELS_CHANGED),
+    (opened, lambda: with_labels(zone="eu-west-1"), "9-0", 15, Action.UPDATE, Reason.LABELS_CHANGED),
+    (opened, lambda: with_labels(severity="sev1"), "9-0", 15, Action.UPDATE, Reason.LABELS_CHANGED),  # unknown: not worse
+    (resolved, lambda: with_labels(RESOLVED, severity="page"), "9-0", 60, Action.IGNORE, Reason.ALREADY_RESOLVED),
 ])
 def test_decisions(current, name, entry, after, action, reason) -> None:
     body = name() if callable(name) else name
@@ -188,3 +206,55 @@ def test_duplicate_bookkeeping_stays_bounded() -> None:
     assert len(incident.applied) == lifecycle.DEFAULT_POLICY.keep_applied
     assert len(incident.seen) == lifecycle.DEFAULT_POLICY.keep_seen
     assert len(incident.timeline) < 10
+
+
+def test_a_worse_severity_under_a_known_fingerprint_is_recorded_once_and_analysed_again() -> None:
+    incident = opened_as_warning()
+    twin = step(incident, with_labels(severity="warning"), "2-0", T0 + timedelta(seconds=5))  # the HA peer
+    assert twin == (lifecycle.Decision(Action.IGNORE, Reason.DUPLICATE), None)
+
+    decision, raised = step(incident, FIRING, "3-0", T0 + timedelta(seconds=60))
+    assert decision.changed_fingerprints == ("9f3b2a4c1d0e8f71",)
+    assert raised.alerts[0].severity == "critical" and raised.severity == "critical"
+    assert [(e.kind, e.text) for e in raised.timeline[len(incident.timeline):]] == [
+        ("alert_changed", "Backend5xxRateHigh on api: severity warning → critical"),
+        ("notified", "Alertmanager notified a worse severity; analysing again."),
+    ]
+    assert raised.revision == 2 and lifecycle.owed_analysis(raised, "3-0") is not None
+    request = lifecycle.analysis_request(raised, raised.analysis_due)
+    assert request.at == T0 + timedelta(seconds=60) and request.alerts[0].severity == "critical"
+    assert request.at - timedelta(minutes=request.window_minutes) < raised.onset_at
+
+    # Its HA twin, and the same notification again, add nothing.
+    assert step(raised, FIRING, "4-0", T0 + timedelta(seconds=63)) == (
+        lifecycle.Decision(Action.IGNORE, Reason.DUPLICATE), None)
+    assert step(raised, FIRING, "3-0", T0 + timedelta(seconds=90))[1] is None
+
+
+def test_a_lower_severity_or_another_label_is_recorded_without_a_new_analysis() -> None:
+    incident = opened()
+    decision, lowered = step(incident, with_labels(severity="warning", zone="eu", signal=None), "2-0",
+                             T0 + timedelta(seconds=30))
+    assert (decision.action, decision.reason) == (Action.UPDATE, Reason.LABELS_CHANGED)
+    [entry] = lowered.timeline[len(incident.timeline):]
+    assert entry.kind == "alert_changed"
+    assert entry.text == "Backend5xxRateHigh on api: severity critical → warning, signal=errors removed, zone=eu added"
+    assert lowered.alerts[0].labels["zone"] == "eu" and lowered.alerts[0].severity == "warning"
+    assert lowered.revision == 1 and lowered.analysis_due.owner == "1-0"
+
+
+def test_a_change_heard_in_a_later_repeat_is_not_called_nothing_new() -> None:
+    incident = opened()
+    _, changed = step(incident, with_labels(backend="api-v2"), "2-0", T0 + timedelta(hours=4))
+    assert [e.text for e in changed.timeline[len(incident.timeline):]] == [
+        "Backend5xxRateHigh on api-v2: backend api → api-v2"]
+    _, repeated = step(changed, with_labels(backend="api-v2"), "3-0", T0 + timedelta(hours=8))
+    assert repeated.timeline[-1].text == "Alertmanager repeated the notification; nothing new."
+
+
+def test_a_change_line_stays_short_whatever_the_labels() -> None:
+    incident = opened()
+    huge = {f"label{n}": "v" * 10_000 for n in range(50)}
+    _, changed = step(incident, with_labels(**huge), "2-0", T0 + timedelta(seconds=30))
+    [entry] = changed.timeline[len(incident.timeline):]
+    assert len(entry.text) < 1_000 and entry.text.endswith(", 45 more labels")

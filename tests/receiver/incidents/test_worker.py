@@ -193,6 +193,30 @@ async def test_a_new_alert_joining_the_group_updates_the_same_incident(parts: Pa
     assert len(parts.postmortems()) == 1
 
 
+async def test_a_worse_severity_re_sent_by_both_peers_is_recorded_once(parts: Parts) -> None:
+    warning = payload("backend-5xx-firing")
+    warning["alerts"][0]["labels"]["severity"] = "warning"
+    analyse = FakeAnalysis()
+    async with running(parts.worker(analyse)):
+        await parts.add(warning, T0)
+        await eventually(lambda: _with_report(parts))
+        # Both Alertmanagers of an HA pair send the same fingerprint, now critical, within seconds.
+        for seconds in (60, 63):
+            await parts.add("backend-5xx-firing", T0 + timedelta(seconds=seconds))
+        await eventually(lambda: settled(parts))
+
+    incident = await parts.only_incident()
+    assert [e.text for e in incident.timeline if e.kind == "alert_changed"] == [
+        "Backend5xxRateHigh on api: severity warning → critical"]
+    assert incident.alerts[0].severity == "critical" and incident.report_revision == 2
+    assert [r.alerts[0].severity for r in analyse.requests] == ["warning", "critical"]
+    assert "severity warning → critical" in parts.postmortems()[0].read_text()
+    assert parts.sample("incident_copilot_incident_decisions_total", action="update",
+                        reason="alert_severity_raised") == 1
+    assert parts.sample("incident_copilot_incident_decisions_total", action="ignore",
+                        reason="duplicate_delivery") == 1
+
+
 async def test_resolution_closes_the_incident_after_a_rules_check(parts: Parts) -> None:
     clock = Clock(T0 + timedelta(seconds=40))
     analyse, recheck = FakeAnalysis(), FakeAnalysis(ok_report())
