@@ -423,10 +423,25 @@ def _one_backend(incident: Incident) -> str | None:
     return None
 
 
+# What the model is shown of one alert's labels and annotations: enough to read them, and a
+# notification's megabyte of text cannot become every model call's prompt.
+CONTEXT_ITEMS = 30
+CONTEXT_VALUE_CHARS = 1_000
+
+
 def _context(alert: AlertRecord) -> AlertContext:
     return AlertContext(alertname=alert.alertname[:200], status=alert.status[:20],
                         severity=alert.severity[:50] if alert.severity else None,
-                        labels=alert.labels, annotations=alert.annotations, starts_at=alert.starts_at)
+                        labels=_bounded_map(alert.labels), annotations=_bounded_map(alert.annotations),
+                        starts_at=alert.starts_at)
+
+
+def _bounded_map(values: dict[str, str]) -> dict[str, str]:
+    """The first CONTEXT_ITEMS entries by name, each value cut at CONTEXT_VALUE_CHARS with a marker."""
+    kept = sorted(values.items())[:CONTEXT_ITEMS]
+    return {name[:200]: value if len(value) <= CONTEXT_VALUE_CHARS
+            else f"{value[:CONTEXT_VALUE_CHARS]}… [cut: {len(value) - CONTEXT_VALUE_CHARS:,} more characters]"
+            for name, value in kept}
 
 
 def attach_report(incident: Incident, due: Due, report: Report, *, now: datetime) -> Incident:

@@ -258,3 +258,13 @@ def test_a_change_line_stays_short_whatever_the_labels() -> None:
     _, changed = step(incident, with_labels(**huge), "2-0", T0 + timedelta(seconds=30))
     [entry] = changed.timeline[len(incident.timeline):]
     assert len(entry.text) < 1_000 and entry.text.endswith(", 45 more labels")
+
+
+def test_the_model_is_shown_a_bounded_part_of_each_alert() -> None:
+    body = with_labels(**{f"label{n:02d}": "v" for n in range(60)})
+    body["alerts"][0]["annotations"]["description"] = "d" * 50_000
+    incident = step(None, body, "1-0", T0)[1]
+    [context] = lifecycle.analysis_request(incident, incident.analysis_due).alerts
+    assert len(context.labels) == lifecycle.CONTEXT_ITEMS and context.labels["alertname"] == "Backend5xxRateHigh"
+    assert context.annotations["description"] == "d" * 1_000 + "… [cut: 49,000 more characters]"
+    assert context.annotations["summary"] == "Backend api: 5xx rate above 10%"
