@@ -101,6 +101,8 @@ class Policy:
     max_window_minutes: int = 60
     recheck_window_minutes: int = 5
     max_alerts: int = 200
+    # Label changes listed one by one in a timeline; later ones are counted in one entry.
+    max_change_entries: int = 50
     keep_applied: int = 200
     keep_seen: int = 50
 
@@ -240,7 +242,7 @@ def _change(current: Incident, delivery: Delivery, decision: Decision, *, now: d
     if decision.action is Action.RESOLVE:
         return _resolve(incident, delivery, now=now, policy=policy)
     changes = [c for c in alert_changes(current.alerts, n.alerts) if c.alert.fingerprint in decision.changed_fingerprints]
-    timeline = [*incident.timeline, *_changed_entries(changes, received)]
+    timeline = _with_changes(incident.timeline, changes, received, policy.max_change_entries)
     if decision.action is Action.JOIN:
         joined = [a for a in n.firing if a.fingerprint in decision.new_fingerprints]
         for alert in sorted(joined, key=lambda a: a.starts_at)[:10]:
@@ -283,12 +285,26 @@ def _change(current: Incident, delivery: Delivery, decision: Decision, *, now: d
     return incident.model_copy(update={"timeline": timeline})
 
 
-def _changed_entries(changes: list[AlertChange], received: datetime) -> list[TimelineEntry]:
-    entries = [TimelineEntry(at=received, kind="alert_changed", text=change_text(c)) for c in changes[:10]]
-    if len(changes) > 10:
-        entries.append(TimelineEntry(at=received, kind="alert_changed",
-                                     text=f"{len(changes) - 10} more alerts changed their labels."))
-    return entries
+_MORE_CHANGES = "More alert label changes, not listed one by one."
+
+
+def _with_changes(timeline: list[TimelineEntry], changes: list[AlertChange], received: datetime,
+                  limit: int) -> list[TimelineEntry]:
+    """The timeline with a line per change, up to `limit` of them in all; the rest counted in one line."""
+    listed = sum(1 for e in timeline if e.kind == "alert_changed" and e.text != _MORE_CHANGES)
+    room = max(0, min(10, limit - 1 - listed))
+    result = [*timeline, *(TimelineEntry(at=received, kind="alert_changed", text=change_text(c))
+                           for c in changes[:room])]
+    unlisted = len(changes) - room
+    if unlisted <= 0:
+        return result
+    index = next((i for i, e in enumerate(result) if e.kind == "alert_changed" and e.text == _MORE_CHANGES), None)
+    if index is None:
+        return [*result, TimelineEntry(at=received, kind="alert_changed", text=_MORE_CHANGES, count=unlisted,
+                                       last_at=received)]
+    more = result[index]
+    result[index] = more.model_copy(update={"count": more.count + unlisted, "last_at": received})
+    return result
 
 
 def change_text(change: AlertChange) -> str:

@@ -268,3 +268,14 @@ def test_the_model_is_shown_a_bounded_part_of_each_alert() -> None:
     assert len(context.labels) == lifecycle.CONTEXT_ITEMS and context.labels["alertname"] == "Backend5xxRateHigh"
     assert context.annotations["description"] == "d" * 1_000 + "… [cut: 49,000 more characters]"
     assert context.annotations["summary"] == "Backend api: 5xx rate above 10%"
+
+
+def test_a_label_that_keeps_changing_keeps_the_timeline_bounded() -> None:
+    incident = opened()
+    for n in range(200):
+        incident = step(incident, with_labels(build=str(n)), f"{n + 2}-0", T0 + timedelta(minutes=5 * (n + 1)))[1]
+    changed = [e for e in incident.timeline if e.kind == "alert_changed"]
+    assert len(changed) == lifecycle.DEFAULT_POLICY.max_change_entries
+    assert changed[0].text == "Backend5xxRateHigh on api: build=0 added"
+    assert changed[-1].count == 200 - (lifecycle.DEFAULT_POLICY.max_change_entries - 1)
+    assert changed[-1].last_at == T0 + timedelta(minutes=5 * 200)
