@@ -71,7 +71,8 @@ class AlertChange:
     @property
     def raised(self) -> bool:
         """A firing alert now declares a worse severity than it did."""
-        return self.alert.status == "firing" and severity_rank(self.severity_after) < severity_rank(self.severity_before)
+        worse = severity_rank(self.severity_after) < severity_rank(self.severity_before)
+        return self.alert.status == "firing" and worse
 
 
 def alert_changes(recorded: list[AlertRecord], incoming: list[Alert]) -> tuple[AlertChange, ...]:
@@ -241,7 +242,8 @@ def _change(current: Incident, delivery: Delivery, decision: Decision, *, now: d
     })
     if decision.action is Action.RESOLVE:
         return _resolve(incident, delivery, now=now, policy=policy)
-    changes = [c for c in alert_changes(current.alerts, n.alerts) if c.alert.fingerprint in decision.changed_fingerprints]
+    changes = [c for c in alert_changes(current.alerts, n.alerts)
+               if c.alert.fingerprint in decision.changed_fingerprints]
     timeline = _with_changes(incident.timeline, changes, received, policy.max_change_entries)
     if decision.action is Action.JOIN:
         joined = [a for a in n.firing if a.fingerprint in decision.new_fingerprints]
@@ -314,7 +316,8 @@ def change_text(change: AlertChange) -> str:
     subject = _clip(change.alert.alertname or "Alert", 200) + (f" on {_clip(backend, 80)}" if backend else "")
     parts = []
     if change.severity_before != change.severity_after:
-        parts.append(f"severity {_clip(change.severity_before or 'none', 80)} → {_clip(change.severity_after or 'none', 80)}")
+        was, now = (_clip(v or "none", 80) for v in (change.severity_before, change.severity_after))
+        parts.append(f"severity {was} → {now}")
     differ = [k for k in sorted((before.keys() | after.keys()) - {"severity"}) if before.get(k) != after.get(k)]
     for key in differ[:5]:
         old, new = before.get(key), after.get(key)

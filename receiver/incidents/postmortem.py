@@ -97,15 +97,16 @@ def show_format_characters(text: str) -> str:
     if text.isascii():
         return text
     shown: list[str] = []
-    last = len(text) - 1
     for index, char in enumerate(text):
-        if unicodedata.category(char) != "Cf":
-            shown.append(char)
-        elif char == _ZWJ and 0 < index < last and _is_emoji(text[index - 1]) and _is_emoji(text[index + 1], after=True):
+        if unicodedata.category(char) != "Cf" or (char == _ZWJ and _joins_emoji(text, index)):
             shown.append(char)
         else:
             shown.append(_SHOWN.format(ord(char)))
     return "".join(shown)
+
+
+def _joins_emoji(text: str, index: int) -> bool:
+    return 0 < index < len(text) - 1 and _is_emoji(text[index - 1]) and _is_emoji(text[index + 1], after=True)
 
 
 def _is_emoji(char: str, after: bool = False) -> bool:
