@@ -66,6 +66,9 @@ class Merged:
                 self.maxima[member] = value
 
 
+_PIPELINE_SLICE = 1000
+
+
 class BucketReader:
     """Fetches and merges minute buckets. Expects a client made with decode_responses=True."""
 
@@ -164,17 +167,21 @@ class BucketReader:
                   for kind in ("backends", "paths") if kind in parts]
         if not wanted:
             return merged
-        pipe = self._redis.pipeline(transaction=False)
-        for minute, name, kind in wanted:
-            key = keys.backend_key(minute, name) if kind == "backends" else keys.paths_key(minute, name)
-            pipe.hgetall(key)
-        for (minute, name, kind), raw in zip(wanted, await pipe.execute()):
-            if not raw:
-                continue
-            if kind == "backends":
-                merged.backends.setdefault(name, BackendAgg()).merge(BackendAgg.from_fields(raw))
-            else:
-                _add_paths(merged.paths, name, raw)
+        # Replies are parsed and merged without a pause for the event loop: in slices of a thousand
+        # hashes, a day of a hundred backends an hour holds it briefly many times, not a second at once.
+        for start in range(0, len(wanted), _PIPELINE_SLICE):
+            part = wanted[start:start + _PIPELINE_SLICE]
+            pipe = self._redis.pipeline(transaction=False)
+            for minute, name, kind in part:
+                key = keys.backend_key(minute, name) if kind == "backends" else keys.paths_key(minute, name)
+                pipe.hgetall(key)
+            for (minute, name, kind), raw in zip(part, await pipe.execute()):
+                if not raw:
+                    continue
+                if kind == "backends":
+                    merged.backends.setdefault(name, BackendAgg()).merge(BackendAgg.from_fields(raw))
+                else:
+                    _add_paths(merged.paths, name, raw)
         return merged
 
 

@@ -59,7 +59,8 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings, *, redis: Redis | None = None, llm: LLMClient | None = None) -> web.Application:
     """Build the service. A `redis` or `llm` passed in is used and left open; one made here is closed here."""
-    app = web.Application(middlewares=[http.request_context], client_max_size=settings.max_body_bytes)
+    app = web.Application(middlewares=[http.request_context], client_max_size=settings.max_body_bytes,
+                          handler_args=http.handler_args(settings))
     app[SETTINGS] = settings
     registry = CollectorRegistry(auto_describe=True)
     app[REGISTRY] = registry
@@ -146,7 +147,9 @@ async def _syslog_ctx(app: web.Application) -> AsyncIterator[None]:
     if not settings.syslog_port:
         yield
         return
-    limits = app.get(SYSLOG_LIMITS) or SyslogLimits(queue_lines=settings.syslog_queue_lines)
+    limits = app.get(SYSLOG_LIMITS) or SyslogLimits(queue_lines=settings.syslog_queue_lines,
+                                                    tcp_idle_seconds=settings.syslog_tcp_idle_seconds,
+                                                    tcp_max_connections=settings.syslog_tcp_max_connections)
     listener = SyslogListener(app[INTAKE], app[INTAKE_METRICS], limits)
     await listener.start(settings.syslog_host, settings.syslog_port)
     app[SYSLOG] = listener

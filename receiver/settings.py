@@ -57,6 +57,26 @@ class Settings(BaseSettings):
     syslog_queue_lines: int = Field(
         DEFAULT_QUEUE_LINES, ge=1, description="Syslog lines held while Redis falls behind (about 250 bytes each); beyond: dropped."
     )
+    syslog_tcp_idle_seconds: float = Field(
+        300, gt=0, description="A TCP syslog connection that sends nothing this long is closed (the sender reconnects)."
+    )
+    syslog_tcp_max_connections: int = Field(
+        256, ge=1, description="TCP syslog connections at once; more are closed as they arrive."
+    )
+
+    # HTTP server
+    http_header_timeout_seconds: float = Field(
+        10, gt=0, description="A new connection must send a whole request head within this long; else it is closed."
+    )
+    http_body_timeout_seconds: float = Field(
+        60, gt=0, description="A request body must arrive within this long; else `408`."
+    )
+    http_keepalive_seconds: float = Field(
+        30, gt=0, description="An idle keep-alive connection (or one slow to send its next request head) is closed after this long."
+    )
+    http_max_connections: int = Field(
+        512, ge=1, description="HTTP connections at once; more are answered `503` with `Retry-After` and closed."
+    )
 
     # Golden-signal thresholds: the alert rules are rendered from these.
     latency_p95_threshold_ms: float = Field(_T.latency_p95_ms, gt=0, description="P95 above this: warning.")
@@ -91,6 +111,16 @@ class Settings(BaseSettings):
     webhook_token: SecretStr | None = Field(None, description="Bearer token required on `POST /alerts`.")
     analyze_token: SecretStr | None = Field(None, description="Bearer token required on `POST /analyze`.")
     ingest_token: SecretStr | None = Field(None, description="Bearer token required on `POST /logs`.")
+    read_token: SecretStr | None = Field(
+        None, description="Bearer token required on `GET /incidents*`, `/metrics/*` and `/prometheus/metrics`."
+    )
+    alerts_max_body_bytes: int = Field(
+        32 * 1024 * 1024, ge=1024,
+        description="Largest Alertmanager notification body (about 30,000 alerts); beyond: `413`, counted.",
+    )
+    alerts_max_alerts: int = Field(
+        1000, ge=1, description="Alerts kept from one notification; the rest are counted in its `truncatedAlerts`."
+    )
     run_worker: bool = Field(True, description="Run an incident worker inside the service.")
     analysis_concurrency: int = Field(2, ge=1, description="Analyses a worker runs at once.")
     worker_reclaim_idle_seconds: float = Field(

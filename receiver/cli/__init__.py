@@ -20,16 +20,15 @@ def _utc(value: str) -> datetime:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
     from ..app import create_app
+    from ..http.server import ServerLimits, run
     from ..logging_setup import configure_logging
 
     settings = Settings()
     configure_logging(settings.log_format, settings.log_level)
     host = args.host or settings.host
     port = args.port or settings.port
-    web.run_app(create_app(settings), host=host, port=port, print=None, access_log=None)
+    run(create_app(settings), host, port, ServerLimits.from_settings(settings))
     return 0
 
 

@@ -21,7 +21,7 @@ from ..appkeys import (
 from .auth import require_token
 from .errors import ApiError, UnsupportedMediaType
 from .metrics import utc_moment
-from .middleware import json_object_body
+from .middleware import json_object_body, read_body
 
 
 class AnalyzeBody(BaseModel):
@@ -56,7 +56,7 @@ async def analyze_handler(request: web.Request) -> web.Response:
 
 
 async def _body(request: web.Request) -> AnalyzeBody:
-    raw = await request.read() if request.can_read_body else b""
+    raw = await read_body(request, request.app[SETTINGS].max_body_bytes) if request.can_read_body else b""
     if not raw.strip():
         return AnalyzeBody()
     if request.content_type not in ("application/json", "application/octet-stream"):

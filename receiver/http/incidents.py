@@ -9,8 +9,9 @@ from typing import Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..appkeys import INCIDENTS, POSTMORTEMS
+from ..appkeys import INCIDENTS, POSTMORTEMS, SETTINGS
 from ..incidents import Incident, is_incident_id
+from .auth import require_token
 from .errors import ApiError, InvalidBody, NotFound
 from .middleware import validation_detail
 
@@ -25,6 +26,7 @@ class ListParams(BaseModel):
 
 
 async def list_incidents(request: web.Request) -> web.Response:
+    require_token(request, request.app[SETTINGS].read_token)
     try:
         params = ListParams.model_validate(dict(request.query))
     except ValidationError as exc:
@@ -49,6 +51,7 @@ async def get_postmortem(request: web.Request) -> web.Response:
 
 
 async def _incident(request: web.Request) -> Incident:
+    require_token(request, request.app[SETTINGS].read_token)
     ident = request.match_info["id"]
     if not is_incident_id(ident):
         raise ApiError("an incident id looks like inc-20260101-0123abcd", error="invalid_incident_id")

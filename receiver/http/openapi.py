@@ -76,7 +76,9 @@ class AlertsStored(BaseModel):
 
     status: Literal["stored"]
     entry: str = Field(description="Id of the stream entry holding the notification.")
-    alerts: int = Field(ge=1, description="Alerts in the notification.")
+    alerts: int = Field(ge=1, description="Alerts stored from the notification (at most `ALERTS_MAX_ALERTS`).")
+    truncatedAlerts: int = Field(ge=0, description="Alerts the notification did not carry (Alertmanager's "
+                                                   "`max_alerts`) or that were not kept here.")
 
 
 class AnalyzeAnswer(Report):
@@ -128,6 +130,11 @@ TOKEN_SETTINGS = {
     ("post", "/logs"): "INGEST_TOKEN",
     ("post", "/analyze"): "ANALYZE_TOKEN",
     ("post", "/alerts"): "WEBHOOK_TOKEN",
+    ("get", "/incidents"): "READ_TOKEN",
+    ("get", "/incidents/{id}"): "READ_TOKEN",
+    ("get", "/incidents/{id}/postmortem"): "READ_TOKEN",
+    ("get", "/prometheus/metrics"): "READ_TOKEN",
+    **{("get", view.path): "READ_TOKEN" for view in METRIC_VIEWS},
 }
 
 _DESCRIPTION = """\
@@ -137,6 +144,14 @@ Every response carries an `X-Request-ID`: the caller's when it is 1 to 128 chara
 `A-Za-z0-9._:-`, else a new one. Errors are JSON `{"error": ..., "detail": ...}`; a 4xx is
 final, a 503 means try again (after `Retry-After` seconds where given). A request line or
 header longer than 8190 bytes is refused by the HTTP server itself, with a plain-text 400.
+
+Request bodies may be sent with `Content-Encoding: gzip` or `deflate` (or `identity`); another
+encoding is answered 415, bytes that are not what their encoding says 400, and the size limits
+apply to the decoded body. A body that does not arrive within `HTTP_BODY_TIMEOUT_SECONDS` is
+answered 408. A connection beyond `HTTP_MAX_CONNECTIONS` is answered 503 before its request is
+read; one that takes longer than `HTTP_HEADER_TIMEOUT_SECONDS` to send its first request head is
+closed. Every response carries `X-Content-Type-Options: nosniff` and a `Content-Security-Policy`
+that allows nothing.
 """
 
 
@@ -193,7 +208,7 @@ def openapi_document() -> dict[str, Any]:
             "securitySchemes": {
                 "bearerToken": {"type": "http", "scheme": "bearer",
                                 "description": "`Authorization: Bearer <token>`; only checked where the route's "
-                                               "token setting is set."},
+                                               "token setting is set (`READ_TOKEN` for the reads)."},
                 "basicToken": {"type": "http", "scheme": "basic",
                                "description": "Basic auth with any user name and the token as password."},
             },
@@ -220,11 +235,12 @@ def _post_logs(ref) -> dict[str, Any]:
         "requestBody": {"required": True, "content": content},
         "responses": {
             "202": _json("Some lines were accepted.", ref(BatchAnswer)),
-            "400": _json("Nothing was accepted, the body was empty, or its JSON does not parse.", rejection),
-            "413": _json("The body is larger than `MAX_BODY_BYTES`.", ref(ErrorBody)),
-            "415": _json("Another content type.", ref(ErrorBody)),
+            "400": _json("Nothing was accepted, the body was empty, its JSON does not parse, or its "
+                         "content encoding is broken.", rejection),
+            "413": _json("The body is larger than `MAX_BODY_BYTES` (once decoded).", ref(ErrorBody)),
+            "415": _json("Another content type or content encoding.", ref(ErrorBody)),
             "422": _json("JSON of the wrong types.", rejection),
-            **_errors(503),
+            **_errors(408, 503),
         },
     }
 
@@ -237,8 +253,8 @@ def _post_analyze(ref) -> dict[str, Any]:
         "requestBody": {"required": False, "content": {"application/json": {"schema": ref(AnalyzeBody)}}},
         "responses": {
             "200": _json("The report.", ref(AnalyzeAnswer)),
-            "400": _json("The JSON does not parse.", ref(ErrorBody)),
-            **_errors(413, 415, 422, 503),
+            "400": _json("The JSON does not parse, or the content encoding is broken.", ref(ErrorBody)),
+            **_errors(408, 413, 415, 422, 503),
         },
     }
 
@@ -248,12 +264,14 @@ def _post_alerts(ref) -> dict[str, Any]:
         "operationId": "post_alerts",
         "tags": ["alerts"],
         "summary": "Alertmanager webhook (version 4 payload)",
-        "description": "Answers only once the notification is stored; Alertmanager retries on 5xx only.",
+        "description": "Answers only once the notification is stored; Alertmanager retries on 5xx only. "
+                       "A notification of more than `ALERTS_MAX_ALERTS` alerts is stored with its first ones, "
+                       "the rest counted in `truncatedAlerts`; a body over `ALERTS_MAX_BODY_BYTES` is refused.",
         "requestBody": {"required": True, "content": {"application/json": {"schema": ref(Notification)}}},
         "responses": {
             "200": _json("Stored for the incident worker.", ref(AlertsStored)),
-            "400": _json("The JSON does not parse.", ref(ErrorBody)),
-            **_errors(413, 422, 503),
+            "400": _json("The JSON does not parse, or the content encoding is broken.", ref(ErrorBody)),
+            **_errors(408, 413, 415, 422, 503),
         },
     }
 
@@ -309,13 +327,15 @@ def _get_postmortem() -> dict[str, Any]:
 
 
 def _health(ref) -> dict[str, Any]:
+    unavailable = _json("Redis does not answer.", ref(Health))
+    unavailable["headers"]["Retry-After"] = {"$ref": "#/components/headers/RetryAfter"}
     return {
         "operationId": "health",
         "tags": ["service"],
         "summary": "Whether Redis answers",
         "responses": {
             "200": _json("Redis answers.", ref(Health)),
-            "503": _json("Redis does not answer; `detail` says why.", ref(Health)),
+            "503": unavailable,
         },
     }
 
@@ -341,9 +361,10 @@ def _openapi() -> dict[str, Any]:
 _ERROR_REF = {"$ref": REF.format(model=ErrorBody.__name__)}
 _ERRORS = {
     401: "A token is required and the request did not carry it.",
+    408: "The body did not arrive within `HTTP_BODY_TIMEOUT_SECONDS`.",
     404: "No such incident.",
     413: "The body is too large.",
-    415: "Another content type.",
+    415: "Another content type or content encoding.",
     422: "Values of the wrong type or out of range; `detail` lists the fields.",
     503: "Redis is not reachable; try again.",
 }

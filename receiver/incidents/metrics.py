@@ -21,6 +21,7 @@ class IncidentMetrics:
     queue_waiting: Gauge
     queue_pending: Gauge
     dead_lettered: Counter
+    oversize: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> "IncidentMetrics":
@@ -61,9 +62,16 @@ class IncidentMetrics:
                 "incident_copilot_alert_jobs_dead_lettered",
                 "Notifications set aside after failing too often or being unreadable.", registry=registry,
             ),
+            oversize=Counter(
+                "incident_copilot_alert_notifications_oversize",
+                "Notifications over a limit: truncated (stored with their first alerts) or refused (413).",
+                ["outcome"], registry=registry,
+            ),
         )
         for status in ("firing", "resolved"):
             metrics.notifications.labels(status)
+        for outcome in ("truncated", "refused"):
+            metrics.oversize.labels(outcome)
         return metrics
 
     def queue(self, depth: QueueDepth) -> None:

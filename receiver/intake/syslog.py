@@ -61,6 +61,9 @@ class SyslogLimits:
     receive_buffer_bytes: int = 4 * 1024 * 1024
     max_backoff_seconds: float = 5.0
     shutdown_seconds: float = 5.0
+    # HAProxy reconnects when it next has a line to send; a silent peer only holds a slot.
+    tcp_idle_seconds: float = 300.0
+    tcp_max_connections: int = 256
 
 
 class SyslogListener:
@@ -173,12 +176,17 @@ class SyslogListener:
         return True
 
     async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._connections) >= self._limits.tcp_max_connections:
+            log.warning("syslog tcp connection refused: at the limit",
+                        extra={"limit": self._limits.tcp_max_connections})
+            writer.close()
+            return
         task = asyncio.current_task()
         self._connections.add(task)
         framer = StreamFramer()
         counted = 0
         try:
-            while data := await reader.read(_TCP_READ_BYTES):
+            while data := await self._read_or_idle(reader):
                 self._enqueue_messages(framer.feed(data), "tcp")
                 if framer.oversize > counted:
                     counted = self._count_oversize(framer, counted)
@@ -189,6 +197,14 @@ class SyslogListener:
             self._count_oversize(framer, counted)
             self._connections.discard(task)
             writer.close()
+
+    async def _read_or_idle(self, reader: asyncio.StreamReader) -> bytes:
+        """The next bytes, or none (the connection is over) after `tcp_idle_seconds` of silence."""
+        try:
+            async with asyncio.timeout(self._limits.tcp_idle_seconds):
+                return await reader.read(_TCP_READ_BYTES)
+        except TimeoutError:
+            return b""
 
     def _enqueue_messages(self, messages: list[bytes], transport: str) -> None:
         lines: list[str] = []

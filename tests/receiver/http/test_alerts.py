@@ -89,23 +89,66 @@ async def test_a_body_that_is_not_a_notification_is_a_422_naming_the_fields(clie
     assert await stored(real_redis) == []
 
 
-async def test_a_body_over_a_mebibyte_is_a_413(client, real_redis: Redis) -> None:
+@pytest.fixture
+async def small(real_redis: Redis, settings: Settings, aiohttp_client):
+    app = create_app(configured(settings, run_worker=False, alerts_max_body_bytes=64 * 1024, alerts_max_alerts=3),
+                     redis=real_redis)
+    return await aiohttp_client(app)
+
+
+async def test_a_body_over_alerts_max_body_bytes_is_a_413_and_counted(small, real_redis: Redis) -> None:
     body = payload("firing")
-    body["commonAnnotations"]["description"] = "x" * (1024 * 1024)
-    response = await client.post("/alerts", data=io.BytesIO(orjson.dumps(body)),
-                                 headers={"Content-Type": "application/json"})
+    body["commonAnnotations"]["description"] = "x" * (64 * 1024)
+    response = await small.post("/alerts", data=io.BytesIO(orjson.dumps(body)),
+                                headers={"Content-Type": "application/json"})
     assert response.status == 413
     assert (await response.json())["error"] == "body_too_large"
 
     async def chunks():  # no Content-Length: the limit still holds while reading
         raw = orjson.dumps(body)
-        for start in range(0, len(raw), 65536):
-            yield raw[start:start + 65536]
+        for start in range(0, len(raw), 16384):
+            yield raw[start:start + 16384]
 
-    response = await client.post("/alerts", data=chunks(), headers={"Content-Type": "application/json"})
+    response = await small.post("/alerts", data=chunks(), headers={"Content-Type": "application/json"})
     assert response.status == 413
     assert (await response.json())["error"] == "body_too_large"
     assert await stored(real_redis) == []
+    text = await (await small.get("/prometheus/metrics")).text()
+    assert 'incident_copilot_alert_notifications_oversize_total{outcome="refused"} 2.0' in text
+
+
+async def test_the_default_limit_takes_ten_thousand_alerts(client, real_redis: Redis) -> None:
+    raw = orjson.dumps(storm(10_000))
+    assert len(raw) > 4 * 1024 * 1024  # four times the old fixed limit
+    response = await client.post("/alerts", data=io.BytesIO(raw), headers={"Content-Type": "application/json"})
+    assert response.status == 200
+    answer = await response.json()
+    assert (answer["alerts"], answer["truncatedAlerts"]) == (1000, 9000)
+
+
+async def test_too_many_alerts_keeps_the_first_and_counts_the_rest(small, real_redis: Redis) -> None:
+    body = storm(5)
+    body["truncatedAlerts"] = 7  # what Alertmanager's own max_alerts left out adds up
+    response = await small.post("/alerts", json=body)
+    assert response.status == 200
+    assert (await response.json())["truncatedAlerts"] == 9
+    [fields] = await stored(real_redis)
+    notification = json.loads(fields["notification"])
+    assert [a["fingerprint"] for a in notification["alerts"]] == [a["fingerprint"] for a in body["alerts"][:3]]
+    assert notification["truncatedAlerts"] == 9
+    text = await (await small.get("/prometheus/metrics")).text()
+    assert 'incident_copilot_alert_notifications_oversize_total{outcome="truncated"} 1.0' in text
+
+
+def storm(count: int) -> dict:
+    """One group of `count` alerts, each about as large as a real one with its annotations."""
+    body = payload("firing")
+    template = body["alerts"][0]
+    body["alerts"] = [{**template, "fingerprint": f"{i:016x}",
+                       "labels": {**template["labels"], "instance": f"node-{i}.internal:9100"},
+                       "annotations": {"summary": f"node-{i} is down", "description": "d" * 200}}
+                      for i in range(count)]
+    return body
 
 
 async def test_redis_down_is_a_503_alertmanager_retries_and_the_service_recovers(client, real_redis, redis_server):

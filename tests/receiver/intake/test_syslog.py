@@ -277,3 +277,32 @@ async def test_real_haproxy_logs_reach_the_overview(start_app, syslog_settings: 
     finally:
         process.terminate()
         await asyncio.to_thread(process.wait, 10)
+
+
+async def test_a_silent_tcp_connection_is_closed_and_what_it_sent_is_kept(start_app,
+                                                                          syslog_settings: Settings) -> None:
+    client = await start_app(SyslogLimits(tcp_idle_seconds=0.3))
+    reader, writer = await asyncio.open_connection("127.0.0.1", syslog_settings.syslog_port)
+    writer.write((rfc3164(httplog(1)) + "\n").encode())
+    await writer.drain()
+    # The listener closes the silent connection: the read ends (a fail-safe bounds the test, not the service).
+    assert await asyncio.wait_for(reader.read(1), 30) == b""
+    writer.close()
+    await expect_total(client, 1)
+
+
+async def test_tcp_connections_beyond_the_cap_are_closed(start_app, syslog_settings: Settings) -> None:
+    client = await start_app(SyslogLimits(tcp_max_connections=2))
+    port = syslog_settings.syslog_port
+    held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
+    for _, writer in held:
+        writer.write((rfc3164(httplog(0)) + "\n").encode())
+        await writer.drain()
+    await expect_total(client, 2)  # both are being served
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    assert await asyncio.wait_for(reader.read(1), 30) == b""
+    writer.close()
+    for _, writer in held:
+        writer.write((rfc3164(httplog(3)) + "\n").encode())
+        writer.close()
+    await expect_total(client, 4)
