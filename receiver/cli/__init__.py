@@ -21,14 +21,14 @@ def _utc(value: str) -> datetime:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from ..app import create_app
-    from ..http.server import ServerLimits, run
+    from ..http import ServerLimits, serve
     from ..logging_setup import configure_logging
 
     settings = Settings()
     configure_logging(settings.log_format, settings.log_level)
     host = args.host or settings.host
     port = args.port or settings.port
-    run(create_app(settings), host, port, ServerLimits.from_settings(settings))
+    serve(create_app(settings), host, port, ServerLimits.from_settings(settings))
     return 0
 
 

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from . import alerts, analyze, incidents, logs, metrics, openapi
 from .middleware import request_context
-from .server import handler_args
+from .server import ServerLimits, handler_args, serve
 
 
 def setup_routes(app: web.Application) -> None:
@@ -17,4 +17,4 @@ def setup_routes(app: web.Application) -> None:
         room.setup_routes(app)
 
 
-__all__ = ["handler_args", "request_context", "setup_routes"]
+__all__ = ["ServerLimits", "handler_args", "request_context", "serve", "setup_routes"]

@@ -120,7 +120,7 @@ async def start(runner: web.AppRunner, host: str, port: int, limits: ServerLimit
     return await asyncio.get_running_loop().create_server(gate, host, port, reuse_address=True)
 
 
-def run(app: web.Application, host: str, port: int, limits: ServerLimits) -> None:
+def serve(app: web.Application, host: str, port: int, limits: ServerLimits) -> None:
     """Serve until SIGINT or SIGTERM, then shut down gracefully, as `web.run_app` does."""
 
     async def serve() -> None:
