@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from .bounds import KNOWN_STATES
 from .histogram import bucket_index, le_index
 from .paths import normalise_path
 from .records import LogRecord
@@ -207,6 +208,8 @@ class MinuteBucket:
         be_codes = be.codes
         be_codes[code] = be_codes.get(code, 0) + 1
         term = r.termination_state[:2] or "--"
+        if term not in KNOWN_STATES:
+            term = OTHER
         terms = be.terms
         terms[term] = terms.get(term, 0) + 1
         if cls == "4xx":
