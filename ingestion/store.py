@@ -1,8 +1,9 @@
 """Writing minute buckets to Redis: one pipelined round trip per batch, TTL on every key.
 
 Before it, names this process has not met yet in the current hour (backends, frontends,
-routes) are admitted under their caps: one more round trip for each kind of name with
-newcomers, and none once the hour's names are known, which is the steady state.
+routes, status codes, termination states) are admitted under their caps: one more round
+trip for each kind of name with newcomers, and none once the hour's names are known,
+which is the steady state.
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ class Limits:
     backends: int = 100
     frontends: int = 50
     paths: int = 500
+    # Each is also bounded by what HAProxy writes (`bounds.py`): 502 codes, 96 states.
+    status_codes: int = 60
+    states: int = 40
 
 
 @dataclass(slots=True)
@@ -155,14 +159,17 @@ class MetricsStore:
             pipe.eval(_HINCR_MANY, 1, key, ttl, payload)
 
     async def _fold(self, minute: int, bucket: MinuteBucket) -> MinuteBucket:
-        """Fold names beyond the hourly caps into `__other__`."""
+        """Fold names, status codes and termination states beyond the hourly caps into `__other__`."""
         hour = minute // 60
         routes = {route for _, route in bucket.paths}
+        states = {state for agg in bucket.backends.values() for state in agg.terms}
         mappings = []
         for kind, names, cap in (
             ("be", bucket.backends.keys(), self._limits.backends),
             ("fe", bucket.frontends.keys(), self._limits.frontends),
             ("p", routes, self._limits.paths),
+            ("c", bucket.codes.keys(), self._limits.status_codes),  # every code of the minute is in its totals
+            ("t", states, self._limits.states),
         ):
             mappings.append(await self._admission(kind, hour, names, cap))
         if not any(mappings):
