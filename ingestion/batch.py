@@ -10,6 +10,7 @@ from datetime import tzinfo
 import orjson
 from pydantic import ValidationError
 
+from .bounds import check_record
 from .buckets import MinuteBucket
 from .entries import LogEntry, plain_record
 from .httplog import parse_httplog_line
@@ -52,7 +53,9 @@ class Batch:
     errors: list[LineError] = field(default_factory=list)
 
     def add(self, record: LogRecord, bounds: TimeBounds) -> None:
+        """Count the record in its minute, or raise `RejectedLine` for a date or number out of bounds."""
         bounds.check(record.ts)
+        check_record(record)  # every format passes here, whatever its parser let through
         minute = int(record.ts // 60)
         bucket = self.buckets.get(minute)
         if bucket is None:

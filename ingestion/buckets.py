@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from .bounds import KNOWN_STATES
 from .histogram import bucket_index, le_index
 from .paths import normalise_path
 from .records import LogRecord
@@ -207,6 +208,8 @@ class MinuteBucket:
         be_codes = be.codes
         be_codes[code] = be_codes.get(code, 0) + 1
         term = r.termination_state[:2] or "--"
+        if term not in KNOWN_STATES:
+            term = OTHER
         terms = be.terms
         terms[term] = terms.get(term, 0) + 1
         if cls == "4xx":
@@ -293,20 +296,34 @@ class MinuteBucket:
         self.max_actconn = max(self.max_actconn, other.max_actconn)
         self.max_feconn = max(self.max_feconn, other.max_feconn)
 
-    def renamed(self, backends: Mapping[str, str], frontends: Mapping[str, str],
-                routes: Mapping[str, str]) -> "MinuteBucket":
-        """A copy with names mapped (cardinality folding); unmapped names stay."""
-        out = MinuteBucket(n=self.n, codes=self.codes, max_actconn=self.max_actconn, max_feconn=self.max_feconn)
+    def renamed(self, backends: Mapping[str, str], frontends: Mapping[str, str], routes: Mapping[str, str],
+                codes: Mapping[str, str], states: Mapping[str, str]) -> "MinuteBucket":
+        """A copy with names, status codes and termination states mapped (cardinality folding); unmapped ones stay."""
+        out = MinuteBucket(n=self.n, codes=_renamed(self.codes, codes), max_actconn=self.max_actconn,
+                           max_feconn=self.max_feconn)
         for (fe, be, cls), count in self.classes.items():
             out.classes[(frontends.get(fe, fe), backends.get(be, be), cls)] += count
         for name, agg in self.frontends.items():
             _merge_into(out.frontends, frontends.get(name, name), agg, FrontendAgg)
         for name, agg in self.backends.items():
+            if codes or states:
+                agg = replace(agg, codes=_renamed(agg.codes, codes), terms=_renamed(agg.terms, states))
             _merge_into(out.backends, backends.get(name, name), agg, BackendAgg)
         for (be, route), agg in self.paths.items():
+            if codes:
+                agg = replace(agg, codes=_renamed(agg.codes, codes))
             key = (backends.get(be, be), routes.get(route, route))
             _merge_into(out.paths, key, agg, PathAgg)
         return out
+
+
+def _renamed(counts: Counter, mapping: Mapping[str, str]) -> Counter:
+    if not mapping:
+        return counts
+    out: Counter = Counter()
+    for name, count in counts.items():
+        out[mapping.get(name, name)] += count
+    return out
 
 
 def _merge_into(target: dict, key, agg, factory) -> None:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .bounds import MAX_BYTES, MAX_COUNT, STATUSES, TIMER_LIMIT_MS, well_formed_state
 from .records import LogRecord
+
+_TIMER = dict(ge=-1, lt=TIMER_LIMIT_MS)
+_COUNT = dict(ge=0, le=MAX_COUNT)
 
 
 class LogEntry(BaseModel):
@@ -20,21 +24,29 @@ class LogEntry(BaseModel):
     backend_name: str = Field(min_length=1, max_length=200)
     server_name: str = Field("-", max_length=200)
     http_request: str = Field(max_length=8192, description='"GET /path HTTP/1.1"')
-    status_code: int = Field(ge=-1, le=999)
-    bytes_read: int = Field(0, ge=0)
-    time_request: int = Field(-1, ge=-1)
-    time_queue: int = Field(-1, ge=-1)
-    time_connect: int = Field(-1, ge=-1)
-    time_response: int = Field(-1, ge=-1)
-    time_active: int = Field(ge=-1)
-    termination_state: str = Field("----", max_length=4)
-    actconn: int = Field(0, ge=0)
-    feconn: int = Field(0, ge=0)
-    beconn: int = Field(0, ge=0)
-    srv_conn: int = Field(0, ge=0)
-    retries: int = Field(0, ge=0)
-    srv_queue: int = Field(0, ge=0)
-    backend_queue: int = Field(0, ge=0)
+    status_code: int = Field(ge=-1, le=599, description="100 to 599; -1 or 0 when HAProxy sent no response.")
+    bytes_read: int = Field(0, ge=0, le=MAX_BYTES)
+    time_request: int = Field(-1, **_TIMER)
+    time_queue: int = Field(-1, **_TIMER)
+    time_connect: int = Field(-1, **_TIMER)
+    time_response: int = Field(-1, **_TIMER)
+    time_active: int = Field(**_TIMER)
+    termination_state: str = Field("----", pattern=r"^(?:[-A-Za-z]{2}){0,2}$",
+                                   description="HAProxy's %tsc (4 characters) or %ts (2).")
+    actconn: int = Field(0, **_COUNT)
+    feconn: int = Field(0, **_COUNT)
+    beconn: int = Field(0, **_COUNT)
+    srv_conn: int = Field(0, **_COUNT)
+    retries: int = Field(0, **_COUNT)
+    srv_queue: int = Field(0, **_COUNT)
+    backend_queue: int = Field(0, **_COUNT)
+
+    @field_validator("status_code")
+    @classmethod
+    def _haproxy_status(cls, value: int) -> int:
+        if value not in STATUSES:
+            raise ValueError("HAProxy writes 100 to 599, or -1 or 0 with no response")
+        return value
 
     def to_record(self) -> LogRecord:
         ts = self.time_local
@@ -91,18 +103,19 @@ def plain_record(item: dict) -> LogRecord | None:
             and type(status) is int and type(active) is int and type(size) is int):
         return None
     if not (0 < len(frontend) <= 200 and 0 < len(backend) <= 200 and len(server) <= 200 and len(client) <= 64
-            and len(request) <= 8192 and len(term) <= 4 and -1 <= status <= 999 and active >= -1 and size >= 0):
+            and len(request) <= 8192 and status in STATUSES and -1 <= active < TIMER_LIMIT_MS
+            and 0 <= size <= MAX_BYTES and well_formed_state(term)):
         return None
     timers = []
     for name, default in _TIMERS:
         value = get(name, default)
-        if type(value) is not int or value < -1:
+        if type(value) is not int or not -1 <= value < TIMER_LIMIT_MS:
             return None
         timers.append(value)
     counters = []
     for name in _COUNTERS:
         value = get(name, 0)
-        if type(value) is not int or value < 0:
+        if type(value) is not int or not 0 <= value <= MAX_COUNT:
             return None
         counters.append(value)
     try:

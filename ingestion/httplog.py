@@ -103,30 +103,33 @@ def parse_httplog_line(line: str, tz: tzinfo) -> LogRecord:
 
     method, path = _method_and_path(request)  # request is None when cut inside captured headers
 
-    return LogRecord(
-        (epoch_ms + int(millis)) / 1000,
-        client_ip6 or client_ip,
-        frontend,
-        backend,
-        server,
-        method,
-        path,
-        int(status),
-        int(bytes_read),
-        int(tr),
-        int(tw),
-        int(tc),
-        int(tresp),
-        int(ta),
-        termination,
-        int(actconn),
-        int(feconn),
-        int(beconn),
-        int(srv_conn),
-        int(retries),
-        int(srv_queue),
-        int(backend_queue),
-    )
+    try:
+        return LogRecord(
+            (epoch_ms + int(millis)) / 1000,
+            client_ip6 or client_ip,
+            frontend,
+            backend,
+            server,
+            method,
+            path,
+            int(status),
+            int(bytes_read),
+            int(tr),
+            int(tw),
+            int(tc),
+            int(tresp),
+            int(ta),
+            termination,
+            int(actconn),
+            int(feconn),
+            int(beconn),
+            int(srv_conn),
+            int(retries),
+            int(srv_queue),
+            int(backend_queue),
+        )
+    except ValueError:  # an int of thousands of digits, which Python will not read
+        raise RejectedLine("a number in the line is thousands of digits long", "out_of_range") from None
 
 
 def _method_and_path(request: str | None) -> tuple[str, str]:

@@ -28,7 +28,7 @@ def generation_key(hour: int) -> str:
 
 
 def seen_key(kind: str, hour: int) -> str:
-    """Names admitted in an hour (capped set): kind is `be`, `fe` or `p`."""
+    """Names admitted in an hour (capped set): kind is `be`, `fe`, `p`, `c` (status codes) or `t` (states)."""
     return f"{PREFIX}:seen:{kind}:{hour}"
 
 

@@ -1,8 +1,9 @@
-"""Writing minute buckets to Redis: one pipelined round trip per batch, TTL on every key.
+"""Writing minute buckets to Redis: one script per batch, all of it or nothing, TTL on every key.
 
 Before it, names this process has not met yet in the current hour (backends, frontends,
-routes) are admitted under their caps: one more round trip for each kind of name with
-newcomers, and none once the hour's names are known, which is the steady state.
+routes, status codes, termination states) are admitted under their caps: one more round
+trip for each kind of name with newcomers, and none once the hour's names are known,
+which is the steady state.
 """
 
 from __future__ import annotations
@@ -17,15 +18,48 @@ from redis.asyncio import Redis
 from . import keys
 from .buckets import OTHER, SEP, MinuteBucket
 
-# Increment many fields of one hash and refresh its TTL in one call (one key: Cluster-safe).
-# The increments travel as one string, "field US value RS ...", because encoding thousands
-# of separate arguments costs the client more than the whole rest of a batch.
-_HINCR_MANY = r"""
-local key = KEYS[1]
-for f, v in string.gmatch(ARGV[2], "([^\31]+)\31([^\30]+)\30") do
-  redis.call('HINCRBY', key, f, v)
+# A batch's every increment and peak in one script, so that Redis applies all of it or none:
+# a client that retries a failed batch never counts part of it twice. First every key's type
+# is checked, since a key some other writer made a string would fail halfway through; the
+# only error left is Redis refusing the first write (out of memory), before anything changed:
+# a field another writer set to a non-number is replaced rather than failing the rest.
+# KEYS are the batch's keys; ARGV holds three values a key: 'h' (increment hash fields) or
+# 'z' (raise sorted-set scores), its TTL, and its payload as one string, "name US value RS
+# ...", because encoding thousands of separate arguments costs the client more than the
+# rest of a batch.
+# Bounds at the door (`bounds.py`) keep every sum far below 2^63; should one still reach
+# it, the field stays at the largest value Redis holds instead of failing the batch.
+_WRITE_BATCH = r"""
+for i, key in ipairs(KEYS) do
+  local want = ARGV[3 * i - 2] == 'z' and 'zset' or 'hash'
+  local kind = redis.call('TYPE', key)['ok']
+  if kind ~= 'none' and kind ~= want then
+    return redis.error_reply('WRONGTYPE ' .. key .. ' holds a ' .. kind .. ', not a ' .. want ..
+                             '; nothing of the batch was written')
+  end
 end
-redis.call('EXPIRE', key, ARGV[1])
+for i, key in ipairs(KEYS) do
+  local payload = ARGV[3 * i]
+  if ARGV[3 * i - 2] == 'z' then
+    for m, v in string.gmatch(payload, "([^\31]+)\31([^\30]+)\30") do
+      redis.call('ZADD', key, 'GT', v, m)
+    end
+  else
+    for f, v in string.gmatch(payload, "([^\31]+)\31([^\30]+)\30") do
+      local done = redis.pcall('HINCRBY', key, f, v)
+      if type(done) == 'table' then
+        if string.find(done['err'], 'overflow', 1, true) then
+          redis.call('HSET', key, f, '9223372036854775807')
+        elseif string.find(done['err'], 'not an integer', 1, true) then
+          redis.call('HSET', key, f, v)
+        else
+          return done
+        end
+      end
+    end
+  end
+  redis.call('EXPIRE', key, ARGV[3 * i - 1])
+end
 return 1
 """
 _UNIT = "\x1f"
@@ -57,6 +91,9 @@ class Limits:
     backends: int = 100
     frontends: int = 50
     paths: int = 500
+    # Each is also bounded by what HAProxy writes (`bounds.py`): 502 codes, 96 states.
+    status_codes: int = 60
+    states: int = 40
 
 
 @dataclass(slots=True)
@@ -89,16 +126,16 @@ class MetricsStore:
         return (self._ttl - 120) // 60
 
     async def write(self, buckets: Mapping[int, MinuteBucket], counts: IngestCounts | None = None) -> None:
-        """Add a batch's buckets to Redis. Raises redis errors as they are: the caller answers 503."""
+        """Add a batch's buckets to Redis, all or nothing. Raises redis errors as they are."""
         folded = {minute: await self._fold(minute, bucket) for minute, bucket in buckets.items()}
         day = int(self._now() // 86400)
-        pipe = self._redis.pipeline(transaction=False)
+        writes = _Writes()
         cum_req: Counter = Counter()
         cum_lat: Counter = Counter()
         cum_term: Counter = Counter()
         cum_queue: Counter = Counter()
         for minute, bucket in folded.items():
-            self._queue_minute(pipe, minute, bucket)
+            self._queue_minute(writes, minute, bucket)
             for (fe, be, cls), count in bucket.classes.items():
                 cum_req[fe + SEP + be + SEP + cls] += count
             for be, agg in bucket.backends.items():
@@ -113,7 +150,7 @@ class MetricsStore:
         cum_ttl = 2 * 86400
         for kind, counter in (("req", cum_req), ("lat", cum_lat), ("term", cum_term), ("queue", cum_queue)):
             if counter:
-                self._incr(pipe, keys.cumulative_key(kind, day), counter.items(), cum_ttl)
+                writes.incr(keys.cumulative_key(kind, day), counter.items(), cum_ttl)
         if counts is not None:
             fields = Counter()
             if counts.accepted:
@@ -121,48 +158,42 @@ class MetricsStore:
             for reason, count in (counts.rejected or {}).items():
                 fields["r" + SEP + counts.source + SEP + reason] = count
             if fields:
-                self._incr(pipe, keys.cumulative_key("ingest", day), fields.items(), cum_ttl)
-        if len(pipe):
-            await pipe.execute()
+                writes.incr(keys.cumulative_key("ingest", day), fields.items(), cum_ttl)
+        if writes.keys:
+            # EVAL, not EVALSHA: Redis caches the compiled script, and a restarted
+            # server never answers NOSCRIPT.
+            await self._redis.eval(_WRITE_BATCH, len(writes.keys), *writes.keys, *writes.args)
 
-    def _queue_minute(self, pipe, minute: int, bucket: MinuteBucket) -> None:
+    def _queue_minute(self, writes: "_Writes", minute: int, bucket: MinuteBucket) -> None:
         ttl = self._ttl
         totals: list[tuple[str, int]] = [("n", bucket.n)]
         totals += [("c:" + code, count) for code, count in bucket.codes.items()]
         for name, agg in bucket.frontends.items():
             totals += [(f"f:{name}:n", agg.n), (f"f:{name}:4", agg.e4), (f"f:{name}:5", agg.e5)]
         totals += [("b:" + name, agg.n) for name, agg in bucket.backends.items()]
-        self._incr(pipe, keys.minute_key(minute), totals, ttl)
+        writes.incr(keys.minute_key(minute), totals, ttl)
         for name, agg in bucket.backends.items():
-            self._incr(pipe, keys.backend_key(minute, name), agg.fields(), ttl)
+            writes.incr(keys.backend_key(minute, name), agg.fields(), ttl)
         by_backend: dict[str, list[tuple[str, int]]] = {}
         for (backend, route), agg in bucket.paths.items():
             by_backend.setdefault(backend, []).extend(agg.fields(route + SEP))
         for backend, fields in by_backend.items():
-            self._incr(pipe, keys.paths_key(minute, backend), fields, ttl)
-        maxima_key = keys.maxima_key(minute)
-        pipe.zadd(maxima_key, bucket.maxima(), gt=True)
-        pipe.expire(maxima_key, ttl)
-        generation = keys.generation_key(minute // 60)
-        pipe.hincrby(generation, str(minute), 1)
-        pipe.expire(generation, ttl + 3600)
-
-    def _incr(self, pipe, key: str, fields: Iterable[tuple[str, int]], ttl: int) -> None:
-        payload = "".join([f"{name}{_UNIT}{value}{_RECORD}" for name, value in fields if value])
-        if payload:
-            # EVAL, not EVALSHA: Redis caches the compiled script, and a restarted
-            # server never answers NOSCRIPT in the middle of a batch.
-            pipe.eval(_HINCR_MANY, 1, key, ttl, payload)
+            writes.incr(keys.paths_key(minute, backend), fields, ttl)
+        writes.add(keys.maxima_key(minute), "z", _payload(bucket.maxima().items(), keep_zero=True), ttl)
+        writes.incr(keys.generation_key(minute // 60), [(str(minute), 1)], ttl + 3600)
 
     async def _fold(self, minute: int, bucket: MinuteBucket) -> MinuteBucket:
-        """Fold names beyond the hourly caps into `__other__`."""
+        """Fold names, status codes and termination states beyond the hourly caps into `__other__`."""
         hour = minute // 60
         routes = {route for _, route in bucket.paths}
+        states = {state for agg in bucket.backends.values() for state in agg.terms}
         mappings = []
         for kind, names, cap in (
             ("be", bucket.backends.keys(), self._limits.backends),
             ("fe", bucket.frontends.keys(), self._limits.frontends),
             ("p", routes, self._limits.paths),
+            ("c", bucket.codes.keys(), self._limits.status_codes),  # every code of the minute is in its totals
+            ("t", states, self._limits.states),
         ):
             mappings.append(await self._admission(kind, hour, names, cap))
         if not any(mappings):
@@ -184,3 +215,36 @@ class MetricsStore:
         for cache in (self._admitted, self._refused):
             for key in [k for k in cache if k[1] < hour - 2 or len(cache[k]) > 100_000]:
                 del cache[key]
+
+
+class _Writes:
+    """A batch's keys and what to add to each: the arguments of one `_WRITE_BATCH` call."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+        self.args: list[str | int] = []
+        self._index: dict[str, int] = {}
+
+    def incr(self, key: str, fields: Iterable[tuple[str, int]], ttl: int) -> None:
+        self.add(key, "h", _payload(fields), ttl)
+
+    def add(self, key: str, kind: str, payload: str, ttl: int) -> None:
+        if not payload:
+            return
+        at = self._index.get(key)
+        if at is None:
+            self._index[key] = len(self.keys)
+            self.keys.append(key)
+            self.args += (kind, ttl, payload)
+        else:  # a key twice in a batch (minutes of one hour share their generation hash)
+            self.args[3 * at + 2] += payload
+
+
+def _payload(fields: Iterable[tuple[str, int]], keep_zero: bool = False) -> str:
+    items = [(name, value) for name, value in fields if value or keep_zero]
+    payload = "".join([f"{name}{_UNIT}{value}{_RECORD}" for name, value in items])
+    if payload.count(_UNIT) + payload.count(_RECORD) != 2 * len(items):
+        # A name holding a separator (no HAProxy writes one) must not shift every field after it.
+        clean = str.maketrans(_UNIT + _RECORD, "  ")
+        payload = "".join([f"{name.translate(clean)}{_UNIT}{value}{_RECORD}" for name, value in items])
+    return payload

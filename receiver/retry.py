@@ -12,6 +12,9 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError, ReadOnlyError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -25,6 +28,13 @@ from tenacity.wait import wait_base, wait_exponential, wait_random
 log = logging.getLogger(__name__)
 
 Errors = type[BaseException] | tuple[type[BaseException], ...]
+
+# What Redis raises while it is down or refusing connections, restarting, loading (BusyLoadingError is a
+# ConnectionError), out of memory or a read-only replica: worth trying again later. Any
+# other Redis error (WRONGTYPE, an overflow...) is an answer the same request would get again.
+REDIS_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    RedisConnectionError, RedisTimeoutError, OutOfMemoryError, ReadOnlyError, ConnectionRefusedError,
+)
 
 
 def backoff(first: float, cap: float) -> wait_base:

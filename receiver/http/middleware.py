@@ -12,12 +12,11 @@ import orjson
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import PayloadEncodingError
 from pydantic import BaseModel, ValidationError
-from redis.exceptions import BusyLoadingError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeout
+from redis.exceptions import RedisError
 
 from ..appkeys import HTTP_REQUESTS, SETTINGS
 from ..logging_setup import request_id
+from ..retry import REDIS_UNAVAILABLE
 from .content_encoding import body_decoder
 from .errors import ApiError, BodyTooLarge, InvalidBody
 
@@ -25,7 +24,6 @@ log = logging.getLogger(__name__)
 
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 M = TypeVar("M", bound=BaseModel)
-_TRANSIENT = (RedisConnectionError, RedisTimeout, BusyLoadingError, ConnectionRefusedError)
 _CHUNK = 64 * 1024
 # The errors aiohttp itself raises, by a name that does not depend on the Python version's reason phrases.
 _HTTP_ERRORS = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large",
@@ -124,9 +122,14 @@ async def _answer(request: web.Request, handler) -> web.StreamResponse:
             raise
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "www-authenticate")}
         return error_response(exc.status, _HTTP_ERRORS.get(exc.status, f"http_{exc.status}"), exc.text, headers)
-    except _TRANSIENT as exc:
+    except REDIS_UNAVAILABLE as exc:
         log.warning("redis unavailable: %s", exc)  # the address stays in the log, out of the answer
         return error_response(503, "redis_unavailable", "Redis is not reachable; try again", {"Retry-After": "5"})
+    except RedisError as exc:
+        # Redis answered with an error, as it would again: no 503, which asks to try again.
+        # A batch of logs is written all or nothing, so none of it was counted.
+        log.error("redis refused %s %s: %s", request.method, request.path, exc)
+        return error_response(500, "redis_error", "Redis refused the request; see the service log")
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal_error", "unexpected error; see the service log")

@@ -17,11 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from agents import AnalysisRequest, Report, SignalsUnavailable
-from redis.exceptions import BusyLoadingError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..retry import retrying
+from ..retry import REDIS_UNAVAILABLE, retrying
 from . import lifecycle
 from .analysis import Analyse, IncidentAnalysis
 from .lifecycle import Action, Decision, Policy, Reason
@@ -34,7 +31,7 @@ from .stream import AlertStream
 log = logging.getLogger(__name__)
 
 # Failures a later attempt can get past: the entry is left pending and retried, never recorded as final.
-TRANSIENT = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, ConnectionRefusedError)
+TRANSIENT = REDIS_UNAVAILABLE
 # An analysis that could not read the metrics is tried again (up to `max_deliveries`), not recorded as failed.
 ANALYSIS_RETRIES = (*TRANSIENT, SignalsUnavailable)
 INDEX_LIMIT = 1000

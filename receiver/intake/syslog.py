@@ -4,7 +4,9 @@ Sockets only frame and enqueue; one flusher task writes batches. The queue betwe
 them is bounded, so a slow or unreachable Redis never stalls the sockets nor grows
 memory without end: when it is full, new lines are dropped and counted in
 `incident_copilot_syslog_dropped_lines_total{transport}`. Lines leave the queue only
-once written, so a Redis outage shorter than the queue loses nothing.
+once written, so a Redis outage shorter than the queue loses nothing. A batch Redis
+answers with an error is dropped and counted there too: trying it again would get the
+same answer, and its write being all or nothing, none of it was counted.
 """
 
 from __future__ import annotations
@@ -21,16 +23,16 @@ from dataclasses import dataclass
 from ingestion import StreamFramer, message_lines
 from redis.exceptions import RedisError
 
-from ..retry import retrying
+from ..retry import REDIS_UNAVAILABLE, retrying
 from .line_queue import LineQueue
 from .logs import LogIntake
 from .metrics import IntakeMetrics
 
 log = logging.getLogger(__name__)
 
-# What a write to Redis raises while Redis is down, restarting or refusing writes
-# (OSError covers asyncio's TimeoutError): worth keeping the lines and trying again.
-_REDIS_UNAVAILABLE = (RedisError, OSError)
+# Redis away or refusing writes for now, or the socket to it failing (OSError covers
+# asyncio's TimeoutError): the lines are kept and tried again.
+_UNAVAILABLE = (*REDIS_UNAVAILABLE, OSError)
 _FIRST_BACKOFF_SECONDS = 0.1
 _MAX_DATAGRAM = 65535
 _TCP_READ_BYTES = 64 * 1024
@@ -243,13 +245,13 @@ class SyslogListener:
 
     async def _flush_forever(self) -> None:
         # The outage is logged once by `_write_held`, not at every try.
-        write = retrying(_REDIS_UNAVAILABLE, what=None, first=_FIRST_BACKOFF_SECONDS,
+        write = retrying(_UNAVAILABLE, what=None, first=_FIRST_BACKOFF_SECONDS,
                          cap=self._limits.max_backoff_seconds, until=lambda: self._closing, sleep=self._back_off)
         while not self._closing:
             await self._pause(self._limits.flush_seconds)
-            with contextlib.suppress(*_REDIS_UNAVAILABLE):  # closing while Redis is away: the lines stay held
+            with contextlib.suppress(*_UNAVAILABLE):  # closing while Redis is away: the lines stay held
                 await write(self._write_held)
-        with contextlib.suppress(*_REDIS_UNAVAILABLE):
+        with contextlib.suppress(*_UNAVAILABLE):
             await self._write_held()  # what arrived since the last write
 
     async def _back_off(self, seconds: float) -> None:
@@ -273,12 +275,17 @@ class SyslogListener:
             lines = self._queue.peek(self._limits.batch_lines)
             try:
                 await self._intake.text(lines, source="syslog")
-            except _REDIS_UNAVAILABLE as exc:
+            except _UNAVAILABLE as exc:
                 if self._outage_since is None:
                     self._outage_since = time.monotonic()
                     log.warning("redis unavailable: holding syslog lines and retrying",
                                 extra={"error": str(exc), "held": self._queue.held})
                 raise
+            except RedisError as exc:  # an answer, not an outage: trying again would get it again
+                log.error("redis refused a syslog batch; its lines are dropped, none of them counted",
+                          extra={"error": str(exc), "lines": len(lines)})
+                self._count_dropped(self._queue.commit(len(lines)))
+                continue
             except Exception:  # a batch that fails for any other reason would fail forever
                 log.exception("syslog batch could not be ingested; its lines are dropped")
                 self._count_dropped(self._queue.commit(len(lines)))

@@ -7,6 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ingestion import Batch, TimeBounds, add_text_lines
+from ingestion.buckets import OTHER
 from ingestion.httplog import parse_httplog_line
 from ingestion.records import LogRecord, RejectedLine
 from ingestion.simulate import format_httplog_line
@@ -285,6 +287,72 @@ def test_a_line_cut_inside_the_request_is_kept_and_earlier_is_rejected(cut: int)
     else:
         with pytest.raises(RejectedLine):
             parse_httplog_line(OK[:cut], UTC)
+
+
+# Numbers HAProxy could not have written: each line is rejected alone, its reason naming the field.
+TWENTY_DIGITS = "18446744073709551615"
+OUT_OF_BOUNDS = [
+    pytest.param(swap(OK, "0/0/0/1/1", f"0/0/0/1/{TWENTY_DIGITS}"), "Ta (time_active) 18446744073709551615",
+                 id="20-digit Ta"),
+    pytest.param(swap(OK, "0/0/0/1/1", "0/0/0/1/9223372036854775807"), "Ta (time_active)", id="Ta 2^63-1"),
+    pytest.param(swap(OK, "0/0/0/1/1", "0/0/0/1/86400000"), "a timer is -1 or 0 to 86399999 ms", id="Ta a day"),
+    pytest.param(swap(OK, "0/0/0/1/1", "0/-2/0/1/1"), "Tw (time_queue) -2", id="Tw below -1"),
+    pytest.param(swap(OK, "0/0/0/1/1", f"{TWENTY_DIGITS}/0/0/1/1"), "TR (time_request)", id="20-digit TR"),
+    pytest.param(swap(OK, " 200 142 ", f" 200 {TWENTY_DIGITS} "), "byte count 18446744073709551615",
+                 id="20-digit byte count"),
+    pytest.param(swap(OK, " 200 142 ", " 700 142 "), "status 700 is out of range", id="status 700"),
+    pytest.param(swap(OK, " 200 142 ", " 42 142 "), "status 42 is out of range", id="status 42"),
+    pytest.param(swap(OK, " 200 142 ", " -2 142 "), "status -2", id="status -2"),
+    pytest.param(swap(OK, " 200 142 ", f" {'9' * 1000} 142 "), "status 999999999999999999999999…",
+                 id="1000-digit status"),
+    pytest.param(swap(OK, " 200 142 ", f" {'9' * 5000} 142 "), "thousands of digits", id="5000-digit status"),
+    pytest.param(swap(OK, "1/1/0/0/0", f"1/1/0/0/{TWENTY_DIGITS}"), "retries 18446744073709551615",
+                 id="20-digit retries"),
+    pytest.param(swap(OK, "0/0 \"GET", f"0/{TWENTY_DIGITS} \"GET"), "backend_queue", id="20-digit queue"),
+    pytest.param(swap(OK, " ---- ", " s1-- "), "termination state 's1--' is not one HAProxy writes",
+                 id="digit in termination state"),
+    pytest.param(swap(OK, " ---- ", " sH-\u00e9 "), "termination state", id="accent in termination state"),
+]
+BOUNDS_NOW = TimeBounds(now=OK_TS, retention_seconds=3600, skew_seconds=300)
+
+
+def ingest(*lines: str) -> Batch:
+    batch = Batch()
+    add_text_lines(batch, lines, tz=UTC, bounds=BOUNDS_NOW)
+    return batch
+
+
+@pytest.mark.parametrize(("line", "reason"), OUT_OF_BOUNDS)
+def test_a_number_haproxy_could_not_write_rejects_its_line_alone(line: str, reason: str) -> None:
+    batch = ingest(OK, line, REFUSED)
+    assert (batch.accepted, batch.rejected, dict(batch.reasons)) == (2, 1, {"out_of_range": 1})
+    assert batch.errors[0].line == 2
+    assert reason in batch.errors[0].reason
+    assert len(batch.errors[0].reason) < 200
+
+
+# What HAProxy does write at the edges of each range: all of it counted.
+WITHIN_BOUNDS = [
+    pytest.param(swap(OK, "0/0/0/1/1", "86399999/0/0/1/86399999"), id="timers just under a day"),
+    pytest.param(swap(OK, "0/0/0/1/1", "-1/-1/-1/-1/-1"), id="no timer at all"),
+    pytest.param(swap(OK, " 200 142 ", " 599 9007199254740991 "), id="status 599, 2^53-1 bytes"),
+    pytest.param(swap(OK, " 200 142 ", " 100 0 "), id="status 100"),
+    pytest.param(swap(swap(OK, " 200 142 ", " 0 0 "), " ---- ", " CR-- "), id="status 0"),
+    pytest.param(swap(OK, "1/1/0/0/0", "2147483647/1/0/0/+3"), id="counts up to 2^31-1"),
+    pytest.param(swap(OK, " ---- ", " sHNI "), id="cookie flags"),
+]
+
+
+@pytest.mark.parametrize("line", WITHIN_BOUNDS)
+def test_the_edges_of_each_range_are_accepted(line: str) -> None:
+    assert ingest(line).accepted == 1
+
+
+def test_a_termination_state_haproxy_does_not_list_is_counted_as_other() -> None:
+    batch = ingest(swap(OK, " ---- ", " XZ-- "), swap(OK, " ---- ", " sH-- "), OK)
+    assert batch.accepted == 3
+    (bucket,) = batch.buckets.values()
+    assert dict(bucket.backends["be"].terms) == {OTHER: 1, "sH": 1, "--": 1}
 
 
 @given(st.text(max_size=300))

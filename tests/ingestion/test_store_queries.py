@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
+import string
 from datetime import datetime, timezone
 
 import pytest
 
-from ingestion import Batch, Limits, MetricsQueries, MetricsStore, TimeBounds
+from ingestion import Batch, Limits, MetricsQueries, MetricsStore, RejectedLine, TimeBounds, collect_metrics
+from ingestion.buckets import OTHER
 
 from tests.support.records import record
 
@@ -120,6 +123,36 @@ async def test_cardinality_beyond_the_cap_folds_into_other(real_redis, queries):
     names = {b.backend: b.requests for b in (await queries.backends(window=5)).backends}
     assert len(names) == 4 and names["__other__"] == 7
     assert sum(names.values()) == 10
+
+
+async def test_100000_status_codes_and_states_fold_into_other_and_stay_bounded(store, queries, real_redis):
+    batch = Batch()
+    bounds = TimeBounds(now=NOW, retention_seconds=6 * 3600, skew_seconds=300)
+    rejected = 0
+    for status in range(-1, 99_999):
+        try:
+            batch.add(record(NOW - 5, status=status), bounds)
+        except RejectedLine:
+            rejected += 1
+    # Every first character with every second one (first varies fastest), then the cookie flags.
+    letters = "-" + string.ascii_letters
+    states = ("".join(reversed(chars)) for chars in itertools.product(letters, repeat=4))
+    for state in itertools.islice(states, 100_000):
+        batch.add(record(NOW - 5, term=state), bounds)
+    await store.write(batch.buckets)
+
+    limits = Limits()
+    assert rejected == 100_000 - 502, "only -1, 0 and 100 to 599 are statuses HAProxy writes"
+    codes = (await queries.status_codes(window=5)).codes
+    assert len(codes) == limits.status_codes + 1 and codes[OTHER] > 0
+    assert sum(codes.values()) == 502 + 100_000
+    seen = await queries.termination_states(window=5)
+    assert len(seen.states) == limits.states + 1 and seen.states[OTHER] > 0
+    assert seen.total_requests == 502 + 100_000
+    minute = int((NOW - 5) // 60)
+    assert await real_redis.hlen(f"ic:m:{minute}:b:api") < 2 * (limits.status_codes + limits.states) + 100
+    families = {family.name: family for family in await collect_metrics(real_redis, now=clock)}
+    assert len(families["haproxy_log_termination_states"].samples) == limits.states + 1
 
 
 async def test_every_key_written_has_a_ttl(store, real_redis):

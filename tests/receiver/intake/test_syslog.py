@@ -98,6 +98,36 @@ async def test_held_lines_are_written_once_redis_is_back(start_app, syslog_setti
     assert dropped[("incident_copilot_syslog_dropped_lines_total", (("transport", "udp"),))] == 0
 
 
+async def test_a_batch_redis_refuses_is_dropped_once_and_counts_nothing(start_app, syslog_settings: Settings,
+                                                                       real_redis: Redis) -> None:
+    client = await start_app(SyslogLimits(max_backoff_seconds=0.2))
+    port = syslog_settings.syslog_port
+    send_udp(port, [rfc3164(httplog(i)) for i in range(3)])
+    await expect_total(client, 3)
+    # The peaks of this minute and the next holding another type: Redis answers WRONGTYPE to
+    # their write, which comes after the batch's counters.
+    minute = int(time.time() // 60)
+    planted = [f"ic:m:{m}:x" for m in (minute, minute + 1)]
+    for key in planted:
+        await real_redis.delete(key)
+        await real_redis.set(key, "not a sorted set")
+    send_udp(port, [rfc3164(httplog(i, 503)) for i in range(40)])
+
+    async def dropped() -> bool:
+        found = await samples(client)
+        return found[("incident_copilot_syslog_dropped_lines_total", (("transport", "udp"),))] == 40
+
+    await eventually(dropped)
+    assert client.app[SYSLOG].held == 0, "not held for another try"
+    await asyncio.sleep(0.5)  # several backoffs: a batch still retried would be written again meanwhile
+    assert await total_requests(client) == 3, "nothing of the refused batch was counted"
+    await real_redis.delete(*planted)
+    send_udp(port, [rfc3164(httplog(i)) for i in range(5)])
+    await expect_total(client, 8)
+    overview = await (await client.get("/metrics/overview")).json()
+    assert overview["errors_5xx"] == 0
+
+
 async def test_lines_beyond_a_full_queue_are_dropped_and_counted(start_app, syslog_settings: Settings) -> None:
     # No flush before shutdown: the queue only fills.
     client = await start_app(SyslogLimits(queue_lines=50, batch_lines=10_000, flush_seconds=3600))
