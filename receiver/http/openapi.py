@@ -81,9 +81,15 @@ class AlertsStored(BaseModel):
                                                    "`max_alerts`) or that were not kept here.")
 
 
+class PostmortemDraft(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    file_name: str = Field(description="The name the post-mortem would have in POSTMORTEM_DIR; nothing is written.")
+    markdown: str
+
+
 class AnalyzeAnswer(Report):
-    postmortem: Any = Field(None, description="Present when the body asked for it: the post-mortem draft, "
-                                              "or null where this service renders none.")
+    postmortem: PostmortemDraft | None = Field(None, description="Present when the body asked for it.")
 
 
 class IncidentDurations(BaseModel):
