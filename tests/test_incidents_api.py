@@ -70,7 +70,14 @@ async def test_duplicate_http_deliveries_make_one_incident(service: Service) -> 
 
 
 async def test_a_storm_of_200_groups_is_processed_k_at_a_time(service: Service) -> None:
+    service.analyse.hold()  # until the worker has as many analyses running as it may
+
+    async def all_slots_busy() -> bool:
+        return service.analyse.running == 3
+
     await asyncio.gather(*(service.post(group_payload(i)) for i in range(200)))
+    await eventually(all_slots_busy)
+    service.analyse.release()
     rows = await service.diagnosed(200)
     assert len({r["id"] for r in rows}) == 200
     assert len(service.analyse.requests) == 200
