@@ -12,12 +12,19 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import fakeredis
+import hypothesis
 import pytest
 import redis as redis_sync
 from redis.asyncio import Redis
 
 from receiver.embedded_redis import find_redis_server
 from receiver.settings import Settings
+
+# Hypothesis fails an example that takes over 200 ms, or data that is slow to generate: assertions about
+# the machine's speed, which a busy one breaks. What the examples assert is all these tests check.
+hypothesis.settings.register_profile("any-speed", deadline=None,
+                                     suppress_health_check=[hypothesis.HealthCheck.too_slow])
+hypothesis.settings.load_profile("any-speed")
 
 # Each write reaches the disk before Redis answers it: a restart, even a crash, loses nothing acknowledged.
 DURABLE = ("--appendonly", "yes", "--appendfsync", "always")
