@@ -50,6 +50,7 @@ async def test_from_alert_to_post_mortem(service: Service) -> None:
         return body if body["status"] == "resolved" and body["recheck"] else None
 
     closed = await eventually(resolved)
+    await service.settled()  # the worker renders the post-mortem again before it acknowledges
     assert closed["durations_seconds"]["time_to_resolve"] > 0
 
     response = await service.client.get(f"/incidents/{row['id']}/postmortem")
@@ -161,6 +162,7 @@ async def test_a_post_mortem_completed_by_the_team_is_served_and_kept(service: S
         return body if body["status"] == "resolved" and body["recheck"] else None
 
     await eventually(resolved)
+    await service.settled()  # rendered again since: the team's text is kept, not merely not yet overwritten
     assert path.read_text() == edited
     assert await (await service.client.get(f"/incidents/{row['id']}/postmortem")).text() == edited
 
