@@ -192,20 +192,20 @@ async def test_an_answer_without_a_tool_call_is_nudged_once(api):
 
 
 @pytest.mark.parametrize(
-    ("reply", "reason"),
+    ("reply", "timeouts", "reason"),
     [
-        (fake.Error(429, "rate_limit_error"), "model rate limited (429)"),
-        (fake.Error(500, "api_error"), "model server error (500)"),
-        (fake.Error(529, "overloaded_error"), "model overloaded (529)"),
-        (fake.Error(400, "invalid_request_error"), "model API error (400)"),
-        (fake.Held(fake.submit_finding("ok")), "model call timed out after 0.2 s"),
+        (fake.Error(429, "rate_limit_error"), None, "model rate limited (429)"),
+        (fake.Error(500, "api_error"), None, "model server error (500)"),
+        (fake.Error(529, "overloaded_error"), None, "model overloaded (529)"),
+        (fake.Error(400, "invalid_request_error"), None, "model API error (400)"),
+        (fake.Held(fake.submit_finding("ok")), {"latency": 0.2}, "model call timed out after 0.2 s"),
     ],
 )
-async def test_a_failed_call_falls_back_to_the_evaluator(api, reply, reason):
+async def test_a_failed_call_falls_back_to_the_evaluator(api, reply, timeouts, reason):
     api.script("latency", reply)
     registry = CollectorRegistry()
 
-    report = await run(api, metrics=AnalysisMetrics(registry), timeouts={"latency": 0.2})
+    report = await run(api, metrics=AnalysisMetrics(registry), timeouts=timeouts)
 
     latency = finding(report, "latency")
     assert latency.provenance.mode == "rules"

@@ -185,6 +185,10 @@ class Service:
         async def check():
             rows = await self.incidents(limit=500)
             return rows if len(rows) == count and all(r["diagnosed_at"] for r in rows) else None
-        rows = await eventually(check)
+        await eventually(check)
         await self.settled()
+        # Read again now that nothing changes: a list read while incidents were still being added
+        # can show one twice, paged by rank as it is.
+        rows = await self.incidents(limit=500)
+        assert len(rows) == count and all(r["diagnosed_at"] for r in rows), rows
         return rows
