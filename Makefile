@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench system venv clean
+.PHONY: demo test test-fast test-stress bench system venv clean
 
 demo: system $(STAMP)
 	$(BIN)/incident-copilot demo
@@ -14,6 +14,13 @@ test: system $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not e2e and not integration"
+
+# The whole suite RUNS times beside BURNERS CPU-bound processes, stopping at the first failure:
+# a busy machine on demand, for tests that depend on speed (PYTEST_ARGS narrows it). Not part of CI.
+RUNS ?= 10
+BURNERS ?= 2
+test-stress: system $(STAMP)
+	RUNS=$(RUNS) BURNERS=$(BURNERS) PYTHON=$(BIN)/python scripts/test-stress.sh $(PYTEST_ARGS)
 
 bench: system $(STAMP)
 	$(BIN)/python bench/run_all.py

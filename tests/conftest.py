@@ -9,12 +9,19 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import fakeredis
+import hypothesis
 import pytest
 from redis.asyncio import Redis
 
 from receiver.embedded_redis import find_redis_server
 from receiver.settings import Settings
 from tests.support.redis_server import DURABLE, RedisServer
+
+# Hypothesis fails an example that takes over 200 ms, or data that is slow to generate: assertions about
+# the machine's speed, which a busy one breaks. What the examples assert is all these tests check.
+hypothesis.settings.register_profile("any-speed", deadline=None,
+                                     suppress_health_check=[hypothesis.HealthCheck.too_slow])
+hypothesis.settings.load_profile("any-speed")
 
 def redis_binary() -> str:
     try:

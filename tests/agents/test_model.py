@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import json
 
 import pytest
@@ -16,23 +18,48 @@ SPECIALISTS = ("latency", "errors", "saturation", "traffic")
 
 @pytest.fixture
 async def api(aiohttp_server):
-    return await fake.start(aiohttp_server, fake.FakeMessagesAPI(default=fake.expert))
+    api = await fake.start(aiohttp_server, fake.FakeMessagesAPI(default=fake.expert))
+    yield api
+    api.release()  # a `Held` reply still waiting ends before the server closes
 
 
 def model_config(api, **overrides) -> AnalysisConfig:
-    knobs = {"anthropic_api_key": "test-key", "anthropic_base_url": api.base_url, "llm_timeout_seconds": 2.0,
-             "deadline_seconds": 10.0, **overrides}
+    # Generous limits: a busy machine must not turn a test's ordinary calls into timeouts. The tests
+    # about timeouts and the deadline make one call wait for as long as it takes (`fake.Held`).
+    knobs = {"anthropic_api_key": "test-key", "anthropic_base_url": api.base_url, "llm_timeout_seconds": 30.0,
+             "deadline_seconds": 60.0, **overrides}
     return AnalysisConfig(**knobs)
 
 
-async def run(api, signals=None, *, request=None, metrics=None, **overrides):
+def time_out_route(llm: LLMClient, route: str, seconds: float) -> None:
+    """Give the calls of one route, and only them, a timeout of `seconds`; the rest keep the client's."""
+    short = copy.copy(llm)  # the same SDK client, slots and budget
+    short.timeout_seconds = seconds
+    others = llm.create
+
+    async def create(**call):
+        return await (short.create if fake.route_of(call) == route else others)(**call)
+
+    llm.create = create
+
+
+async def run(api, signals=None, *, request=None, metrics=None, timeouts=None, **overrides):
     config = model_config(api, **overrides)
     llm = LLMClient.from_config(config)
+    for specialist_route, seconds in (timeouts or {}).items():
+        time_out_route(llm, specialist_route, seconds)
     try:
         return await analyze((signals or deploy_regression()).source(), request or AnalysisRequest(at=AT),
                              config=config, llm=llm, metrics=metrics)
     finally:
         await llm.close()
+
+
+async def until(condition, seconds: float = 60.0) -> None:
+    """Wait for `condition()` to hold; the limit is only there to end a broken test."""
+    async with asyncio.timeout(seconds):
+        while not condition():
+            await asyncio.sleep(0.01)
 
 
 def finding(report, name):
@@ -165,20 +192,20 @@ async def test_an_answer_without_a_tool_call_is_nudged_once(api):
 
 
 @pytest.mark.parametrize(
-    ("reply", "reason"),
+    ("reply", "timeouts", "reason"),
     [
-        (fake.Error(429, "rate_limit_error"), "model rate limited (429)"),
-        (fake.Error(500, "api_error"), "model server error (500)"),
-        (fake.Error(529, "overloaded_error"), "model overloaded (529)"),
-        (fake.Error(400, "invalid_request_error"), "model API error (400)"),
-        (fake.Delayed(1.0, fake.submit_finding("ok")), "model call timed out after 0.2 s"),
+        (fake.Error(429, "rate_limit_error"), None, "model rate limited (429)"),
+        (fake.Error(500, "api_error"), None, "model server error (500)"),
+        (fake.Error(529, "overloaded_error"), None, "model overloaded (529)"),
+        (fake.Error(400, "invalid_request_error"), None, "model API error (400)"),
+        (fake.Held(fake.submit_finding("ok")), {"latency": 0.2}, "model call timed out after 0.2 s"),
     ],
 )
-async def test_a_failed_call_falls_back_to_the_evaluator(api, reply, reason):
+async def test_a_failed_call_falls_back_to_the_evaluator(api, reply, timeouts, reason):
     api.script("latency", reply)
     registry = CollectorRegistry()
 
-    report = await run(api, metrics=AnalysisMetrics(registry), llm_timeout_seconds=0.2)
+    report = await run(api, metrics=AnalysisMetrics(registry), timeouts=timeouts)
 
     latency = finding(report, "latency")
     assert latency.provenance.mode == "rules"
@@ -219,9 +246,10 @@ async def test_synthesis_answer_is_used_and_validated(api):
 
 
 async def test_the_analysis_deadline_bounds_slow_specialists(api):
-    api.script("errors", fake.Delayed(3.0, fake.submit_finding("ok")))
+    api.script("errors", fake.Held(fake.submit_finding("ok")))
 
-    report = await run(api, deadline_seconds=1.0, llm_timeout_seconds=5.0)
+    # The specialists' share of the deadline is 2.25 s: room for the others' calls on a busy machine.
+    report = await run(api, deadline_seconds=3.0)
 
     errors = finding(report, "errors")
     assert errors.provenance.mode == "rules"
@@ -305,9 +333,14 @@ async def test_tokens_and_calls_are_counted(api):
 
 
 async def test_model_calls_in_flight_are_capped(api):
-    api.latency = 0.05
+    api.hold()
 
-    await run(api, max_concurrency=2)
+    analysis = asyncio.create_task(run(api, max_concurrency=2))
+    await until(lambda: api.in_flight >= 2)
+    await asyncio.sleep(0.1)  # room for calls beyond the cap to arrive, were there any
+    assert api.in_flight == 2
+    api.release()
+    await analysis
 
     assert api.max_in_flight == 2
 

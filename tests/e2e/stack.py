@@ -43,6 +43,7 @@ from receiver.demo.stack import (
     program,
     tail,
 )
+from receiver.incidents import AlertStream
 from receiver.rules import RuleTiming
 from receiver.settings import Settings
 
@@ -243,6 +244,18 @@ class Stack:
 
     async def incident(self, ident: str) -> dict:
         return await self.get_json(f"{self.service_url}/incidents/{ident}")
+
+    async def settled(self) -> None:
+        """Wait until the service acknowledged every notification it took, so its post-mortems are written."""
+        async def depth():
+            client = Redis(host=LOOPBACK, port=self.redis_port, decode_responses=True)
+            try:
+                return await AlertStream(client).depth()
+            finally:
+                await client.aclose()
+
+        await self.wait_for("every notification to be processed", depth,
+                            lambda found: found.waiting == 0 and found.pending == 0, timeout=60)
 
     async def postmortem(self, ident: str) -> str:
         async with self.http.get(f"{self.service_url}/incidents/{ident}/postmortem") as response:

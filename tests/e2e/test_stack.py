@@ -114,6 +114,7 @@ async def incident_for(stack: Stack, alertname: str, *, known: set[str]) -> dict
     incident = await stack.wait_for("its analysis", lambda: stack.incident(row["id"]),
                                     lambda found: found["report"] is not None, timeout=NOTIFY_SECONDS)
     assert incident["report"]["backend"] == BACKEND and incident["analysis_error"] is None
+    await stack.settled()  # the report is stored before the post-mortem is written again
     return {**row, **incident}
 
 
@@ -124,6 +125,7 @@ async def resolved(stack: Stack, ident: str) -> dict:
     )
     assert all(incident["durations_seconds"][name] is not None
                for name in ("time_to_detect", "time_to_diagnose", "time_to_resolve")), incident
+    await stack.settled()  # the recheck is stored before the post-mortem is written again
     return incident
 
 

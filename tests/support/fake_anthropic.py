@@ -2,8 +2,9 @@
 
 Replies are queued per route: the specialist a request comes from ("latency", "errors",
 "saturation", "traffic") or "synthesis". Each reply is a message body (see `tool_use`,
-`submit_finding`, ...), an `Error`, or a `Delayed` one. Every request body is recorded.
-`hold()` keeps every request waiting, unanswered, until `release()`.
+`submit_finding`, ...), an `Error`, a `Delayed` one or a `Held` one. Every request body is
+recorded. `hold()` keeps every request waiting, unanswered, until `release()`; a `Held` reply
+waits for `release()` alone.
 """
 
 from __future__ import annotations
@@ -37,7 +38,14 @@ class Delayed:
     reply: Any
 
 
-Reply = dict[str, Any] | Error | Delayed
+@dataclass(frozen=True)
+class Held:
+    """Answered only after `release()`: slower than any timeout or deadline, however busy the machine."""
+
+    reply: Any
+
+
+Reply = dict[str, Any] | Error | Delayed | Held
 
 
 @dataclass
@@ -56,6 +64,7 @@ class FakeMessagesAPI:
     in_flight: int = 0
     max_in_flight: int = 0
     gate: asyncio.Event | None = None
+    _released: asyncio.Event = field(default_factory=asyncio.Event)
     _scripts: dict[str, deque[Reply]] = field(default_factory=lambda: defaultdict(deque))
 
     def script(self, route: str, *replies: Reply) -> None:
@@ -67,6 +76,7 @@ class FakeMessagesAPI:
     def release(self) -> None:
         if self.gate is not None:
             self.gate.set()
+        self._released.set()
 
     def sent(self, route: str) -> list[dict[str, Any]]:
         """The request bodies one route sent, in order."""
@@ -94,8 +104,11 @@ class FakeMessagesAPI:
                 await self.gate.wait()
             if self.latency:
                 await asyncio.sleep(self.latency)
-            while isinstance(reply, Delayed):
-                await asyncio.sleep(reply.seconds)
+            while isinstance(reply, Delayed | Held):
+                if isinstance(reply, Held):
+                    await self._released.wait()
+                else:
+                    await asyncio.sleep(reply.seconds)
                 reply = reply.reply
         finally:
             self.in_flight -= 1

@@ -24,9 +24,23 @@ from receiver.incidents import (
 from agents import SignalsUnavailable
 from receiver.incidents.notification import Notification
 
-from tests.support.incidents import T0, FakeAnalysis, delivery, eventually, group_payload, ok_report, payload
+from tests.support.incidents import (
+    PATIENCE,
+    T0,
+    FakeAnalysis,
+    delivery,
+    eventually,
+    group_payload,
+    ok_report,
+    payload,
+)
 
 pytestmark = pytest.mark.integration
+
+# A worker refreshes the entries it works on every third of `claim_min_idle`. At 1 s that is far beyond the
+# delays of a busy machine, so only an entry whose worker stopped or failed it is reclaimed; with less, a
+# late refresh lets a worker reclaim its own entry in progress, and that counts as one more delivery.
+RECLAIM_IDLE = 1.0
 
 
 class Clock:
@@ -245,7 +259,7 @@ async def test_resolved_before_the_analysis_finished(parts: Parts) -> None:
     analyse.hold()
     async with running(parts.worker(analyse, recheck=recheck, concurrency=2)):
         await parts.add("backend-5xx-firing", T0)
-        await asyncio.wait_for(analyse.started.wait(), 5)
+        await asyncio.wait_for(analyse.started.wait(), PATIENCE)
         await parts.add("backend-5xx-resolved", T0 + timedelta(minutes=22))
         resolved = await eventually(lambda: _rechecked(parts))
         assert resolved.report is None and resolved.status == "resolved"
@@ -275,7 +289,7 @@ async def test_a_worker_killed_mid_analysis_is_finished_by_another(parts: Parts)
     first = parts.worker(stuck, consumer="first", claim_min_idle=0.3)
     task = asyncio.create_task(first.run())
     await parts.add("backend-5xx-firing", T0)
-    await asyncio.wait_for(stuck.started.wait(), 5)
+    await asyncio.wait_for(stuck.started.wait(), PATIENCE)
     task.cancel()  # the process dies with the analysis in flight
     await asyncio.gather(task, return_exceptions=True)
     assert (await parts.stream.depth()).pending == 1
@@ -292,24 +306,52 @@ async def test_a_worker_killed_mid_analysis_is_finished_by_another(parts: Parts)
 
 
 async def test_a_busy_worker_keeps_its_jobs_from_being_reclaimed(parts: Parts) -> None:
-    slow = FakeAnalysis(delay=0.8)
-    other = FakeAnalysis()
-    async with running(parts.worker(slow, consumer="slow", claim_min_idle=0.2)):
+    slow, other = FakeAnalysis(), FakeAnalysis()
+    slow.hold()
+    peer = parts.worker(other, consumer="other", claim_min_idle=RECLAIM_IDLE)
+    looked = watch_reclaims(peer)
+    clock = asyncio.get_running_loop().time
+    async with running(parts.worker(slow, consumer="slow", claim_min_idle=RECLAIM_IDLE)):
         await parts.add("backend-5xx-firing", T0)
-        await asyncio.wait_for(slow.started.wait(), 5)
-        async with running(parts.worker(other, consumer="other", claim_min_idle=0.2)):
+        await asyncio.wait_for(slow.started.wait(), PATIENCE)
+        began = clock()
+
+        async def looked_after_twice_the_idle_time() -> bool:
+            return bool(looked) and looked[-1] > began + 2 * RECLAIM_IDLE
+
+        async with running(peer):
+            # Unrefreshed, the entry would be idle long enough for the peer to take it by now.
+            await eventually(looked_after_twice_the_idle_time)
+            slow.release()
             await eventually(lambda: _with_report(parts))
             await eventually(lambda: settled(parts))
 
     assert len(slow.requests) == 1 and other.requests == []
 
 
+def watch_reclaims(worker: IncidentWorker) -> list[float]:
+    """The loop times at which `worker` starts looking for entries to reclaim, as it goes."""
+    looked: list[float] = []
+    worker.stream = AlertStream(worker.stream.redis)  # its own, so that only its passes are seen
+    reclaim = worker.stream.reclaim
+
+    async def watched(*args, **kwargs):
+        looked.append(asyncio.get_running_loop().time())
+        return await reclaim(*args, **kwargs)
+
+    worker.stream.reclaim = watched  # type: ignore[method-assign]
+    return looked
+
+
 async def test_a_storm_is_queued_and_analysed_at_most_k_at_once(parts: Parts) -> None:
     analyse = FakeAnalysis(delay=0.01)
+    analyse.hold()  # until the worker has as many analyses running as it may
     for index in range(200):
         await parts.add(group_payload(index), T0 + timedelta(milliseconds=index))
     async with running(parts.worker(analyse, concurrency=3)):
-        await eventually(lambda: _count_with_reports(parts, 200), timeout=60)
+        await asyncio.wait_for(_wait_running(analyse, 3), PATIENCE)
+        analyse.release()
+        await eventually(lambda: _count_with_reports(parts, 200))
         await eventually(lambda: settled(parts))
 
     assert len(analyse.requests) == 200
@@ -325,11 +367,17 @@ async def _count_with_reports(parts: Parts, expected: int) -> bool:
 
 async def test_two_workers_share_a_storm_without_doing_anything_twice(parts: Parts) -> None:
     one, two = FakeAnalysis(delay=0.01), FakeAnalysis(delay=0.01)
+    for analyse in (one, two):
+        analyse.hold()  # until both have work in hand: neither can take the whole storm
     for index in range(60):
         await parts.add(group_payload(index), T0)
         await parts.add(group_payload(index), T0 + timedelta(seconds=10))  # the HA peer's copy
     async with running(parts.worker(one, consumer="one"), parts.worker(two, consumer="two")):
-        await eventually(lambda: _count_with_reports(parts, 60), timeout=30)
+        for analyse in (one, two):
+            await asyncio.wait_for(analyse.started.wait(), PATIENCE)
+        for analyse in (one, two):
+            analyse.release()
+        await eventually(lambda: _count_with_reports(parts, 60))
         await eventually(lambda: settled(parts))
 
     assert len(one.requests) + len(two.requests) == 60
@@ -354,7 +402,7 @@ async def test_an_analysis_that_could_not_read_the_metrics_is_tried_again(parts:
     flaky = FakeAnalysis(fail=SignalsUnavailable("redis did not answer"))
     async with running(parts.worker(flaky, claim_min_idle=0.1)):
         await parts.add("backend-5xx-firing", T0)
-        await asyncio.wait_for(flaky.started.wait(), 5)
+        await asyncio.wait_for(flaky.started.wait(), PATIENCE)
         flaky.fail = None  # the metrics are readable again
         incident = await eventually(lambda: _with_report(parts))
         await eventually(lambda: settled(parts))
@@ -366,7 +414,7 @@ async def test_an_analysis_that_could_not_read_the_metrics_is_tried_again(parts:
 
 async def test_an_analysis_that_never_can_is_given_up_with_the_reason(parts: Parts) -> None:
     down = FakeAnalysis(fail=SignalsUnavailable("redis did not answer"))
-    async with running(parts.worker(down, claim_min_idle=0.05, max_deliveries=2)):
+    async with running(parts.worker(down, claim_min_idle=RECLAIM_IDLE, max_deliveries=2)):
         await parts.add("backend-5xx-firing", T0)
         await eventually(lambda: settled(parts))
 
@@ -388,7 +436,7 @@ async def test_an_unreadable_entry_is_set_aside(parts: Parts) -> None:
 
 
 async def test_an_entry_that_fails_every_time_is_set_aside_after_its_attempts(parts: Parts) -> None:
-    worker = parts.worker(FakeAnalysis(), claim_min_idle=0.05, max_deliveries=2)
+    worker = parts.worker(FakeAnalysis(), claim_min_idle=RECLAIM_IDLE, max_deliveries=2)
 
     async def broken(*args, **kwargs):
         raise RuntimeError("bug")
@@ -410,7 +458,7 @@ async def test_acknowledged_entries_are_trimmed_and_pending_ones_kept(parts: Par
         await eventually(lambda: _count_with_reports(parts, 30))
         analyse.hold()
         held = await parts.add(group_payload(99), T0)
-        await asyncio.wait_for(_wait_running(analyse), 5)
+        await asyncio.wait_for(_wait_running(analyse), PATIENCE)
         await eventually(lambda: _length_is(parts, 1))
         assert [entry_id for entry_id, _ in await parts.redis.xrange(parts.stream.key)] == [held]
         analyse.release()
@@ -418,8 +466,8 @@ async def test_acknowledged_entries_are_trimmed_and_pending_ones_kept(parts: Par
     assert parts.sample("incident_copilot_alert_queue_depth") == 0
 
 
-async def _wait_running(analyse: FakeAnalysis) -> None:
-    while analyse.running == 0:
+async def _wait_running(analyse: FakeAnalysis, count: int = 1) -> None:
+    while analyse.running < count:
         await asyncio.sleep(0.01)
 
 
