@@ -111,13 +111,18 @@ class IncidentRepository:
                         status: Literal["open", "resolved"] | None = None) -> list[IncidentSummary]:
         """Newest first, optionally only open or only resolved ones."""
         found: list[IncidentSummary] = []
+        seen: set[str] = set()
         start = 0
         while len(found) < limit:
             ids = await self.redis.zrevrange(_INDEX, start, start + _PAGE - 1)
             if not ids:
                 break
             start += len(ids)
-            for raw in await self.redis.hmget(_SUMMARIES, ids):
+            # Incidents opened meanwhile push the older ones down the index: a page may begin with
+            # ones the previous page held. The index only grows, so none is skipped.
+            ids = [ident for ident in ids if ident not in seen]
+            seen.update(ids)
+            for raw in await self.redis.hmget(_SUMMARIES, ids) if ids else []:
                 if raw is None:
                     continue
                 summary = IncidentSummary.model_validate_json(raw)

@@ -82,3 +82,27 @@ async def test_summaries_are_newest_first_across_pages(fake_redis: Redis) -> Non
     assert closed.id == rows[-1].id
     assert len(await repository.summaries(limit=240, status="open")) == 240
     assert len(await repository.summaries(limit=5)) == 5
+
+
+async def test_incidents_opened_while_the_list_is_read_do_not_repeat_one(fake_redis: Redis) -> None:
+    repository = IncidentRepository(fake_redis)
+    for index in range(250):
+        group, change = open_change(index, T0 + timedelta(minutes=index))
+        await repository.change_group(group, change)
+    read_page = fake_redis.zrevrange
+    opened = iter(range(250, 260))
+
+    async def page_while_a_storm_opens_incidents(*args, **kwargs):
+        page = await read_page(*args, **kwargs)
+        for index in (next(opened, None) for _ in range(5)):
+            if index is not None:  # newer incidents push the older ones down the index meanwhile
+                group, change = open_change(index, T0 + timedelta(minutes=index))
+                await repository.change_group(group, change)
+        return page
+
+    fake_redis.zrevrange = page_while_a_storm_opens_incidents  # type: ignore[method-assign]
+    rows = await repository.summaries(limit=500)
+
+    ids = [row.id for row in rows]
+    assert len(ids) == len(set(ids))
+    assert len(ids) >= 250  # every incident there when the read began
