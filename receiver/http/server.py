@@ -123,7 +123,7 @@ async def start(runner: web.AppRunner, host: str, port: int, limits: ServerLimit
 def serve(app: web.Application, host: str, port: int, limits: ServerLimits) -> None:
     """Serve until SIGINT or SIGTERM, then shut down gracefully, as `web.run_app` does."""
 
-    async def serve() -> None:
+    async def serve_until_stopped() -> None:
         runner = web.AppRunner(app, access_log=None, handle_signals=True)
         await runner.setup()
         server = None
@@ -137,7 +137,7 @@ def serve(app: web.Application, host: str, port: int, limits: ServerLimits) -> N
 
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    main = loop.create_task(serve())
+    main = loop.create_task(serve_until_stopped())
     try:
         loop.run_until_complete(main)
     except (web.GracefulExit, KeyboardInterrupt):
