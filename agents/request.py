@@ -30,6 +30,9 @@ class AnalysisRequest(BaseModel):
     at: datetime | None = Field(None, description="End of the window (UTC); null = now.")
     backend: str | None = Field(None, min_length=1, max_length=200, description="Narrow the analysis to one backend.")
     alerts: list[AlertContext] = Field(default_factory=list, max_length=50)
+    baseline_before: datetime | None = Field(
+        None, description="Compare against the signals before this moment (an incident's onset) instead of "
+                          "looking for an onset in the window; set by the check after a resolution.")
 
 
 class ResolvedScope(BaseModel):
@@ -38,6 +41,7 @@ class ResolvedScope(BaseModel):
     at: datetime
     window_minutes: int
     backend: str | None
+    baseline_before: datetime | None = None
 
     @property
     def start(self) -> datetime:
@@ -61,7 +65,8 @@ def resolve_scope(request: AnalysisRequest, *, default_window: int, now: datetim
         named = {a.labels.get("backend") for a in firing} - {None, ""}
         if len(named) == 1:
             backend = named.pop()
-    return ResolvedScope(at=at, window_minutes=window, backend=backend)
+    baseline = _as_utc(request.baseline_before) if request.baseline_before is not None else None
+    return ResolvedScope(at=at, window_minutes=window, backend=backend, baseline_before=baseline)
 
 
 def _as_utc(moment: datetime) -> datetime:
