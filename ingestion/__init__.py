@@ -3,10 +3,19 @@
 What other packages may use is listed in `__all__`; everything else is internal.
 """
 
-from .batch import Batch, LineError, TimeBounds, add_entries, add_ndjson_lines, add_text_lines
+from .batch import (
+    Batch,
+    LineError,
+    TimeBounds,
+    add_entries,
+    add_ndjson_lines,
+    add_text_lines,
+)
 from .catalog import METRIC_VIEWS, MetricView
 from .entries import LogEntry
-from .exposition import METRIC_NAMES, collect as collect_metrics, render as render_metrics
+from .exposition import METRIC_NAMES
+from .exposition import collect as collect_metrics
+from .exposition import render as render_metrics
 from .httplog import parse_httplog_line
 from .paths import normalise_path
 from .queries import MetricsQueries
@@ -17,6 +26,7 @@ from .store import IngestCounts, Limits, MetricsStore
 from .syslog_framing import StreamFramer, message_lines
 from .views import (
     Backends,
+    BackendSeries,
     BackendStats,
     Frontends,
     FrontendStats,
@@ -30,6 +40,10 @@ from .views import (
     Rps,
     RpsPoint,
     Saturation,
+    Series,
+    SeriesPoint,
+    Servers,
+    ServerStats,
     StatusCodes,
     TerminationStates,
 )
@@ -38,6 +52,7 @@ __all__ = [
     "METRIC_NAMES",
     "METRIC_VIEWS",
     "SCENARIOS",
+    "BackendSeries",
     "BackendStats",
     "Backends",
     "Batch",
@@ -64,6 +79,10 @@ __all__ = [
     "Rps",
     "RpsPoint",
     "Saturation",
+    "Series",
+    "SeriesPoint",
+    "ServerStats",
+    "Servers",
     "StatusCodes",
     "StreamFramer",
     "TerminationStates",

@@ -117,6 +117,55 @@ class Rps(BaseModel):
     points: list[RpsPoint] = Field(description="Requests per minute, oldest first, zero-filled.")
 
 
+class SeriesPoint(BaseModel):
+    """One minute of a scope's golden signals."""
+
+    minute: datetime = Field(description="Start of the minute (UTC).")
+    requests: int
+    errors_4xx: int
+    errors_5xx: int
+    error_rate_4xx_pct: float
+    error_rate_5xx_pct: float
+    p50_ms: float | None = Field(description="Null in a minute without requests.")
+    p95_ms: float | None
+    p99_ms: float | None
+
+
+class BackendSeries(BaseModel):
+    backend: str
+    requests: int = Field(description="Over the whole window.")
+    points: list[SeriesPoint]
+
+
+class Series(Window):
+    backend: str | None = None
+    points: list[SeriesPoint] = Field(description="Oldest first, one per minute, zero-filled.")
+    by_backend: list[BackendSeries] = Field(
+        default_factory=list,
+        description="Without `backend`: each backend's own minutes, busiest first, up to `limit`.")
+    more_backends: int = Field(0, description="Backends left out of `by_backend` by the limit.")
+
+
+class ServerStats(BaseModel):
+    backend: str
+    server: str = Field(description='As HAProxy names it after the slash; "<NOSRV>" when none was chosen.')
+    requests: int
+    errors_4xx: int
+    errors_5xx: int
+    error_rate_4xx_pct: float
+    error_rate_5xx_pct: float
+    mean_ms: float | None = Field(description="Mean total active time (Ta).")
+    status_codes: dict[str, int] = Field(description="Error (4xx/5xx) requests by status code, most first.")
+    termination_states: dict[str, int] = Field(
+        description='Abnormal termination states (first two characters, not "--"), most first.')
+
+
+class Servers(Window):
+    backend: str | None = None
+    servers: list[ServerStats] = Field(description="Most 5xx first, then busiest; up to `limit`.")
+    more_servers: int = Field(0, description="Servers left out by the limit.")
+
+
 class RedisSaturation(BaseModel):
     used_memory_bytes: int
     maxmemory_bytes: int = Field(description="0 when Redis has no limit.")
