@@ -24,6 +24,56 @@ def status_class(status: int) -> str:
 
 
 @dataclass(slots=True)
+class ServerAgg:
+    """One server of a backend in one minute: what tells a failing server from its healthy peers."""
+
+    n: int = 0
+    e4: int = 0
+    e5: int = 0
+    lat_sum: int = 0  # ms (Ta)
+    lat_n: int = 0
+    codes: Counter = field(default_factory=Counter)  # error (4xx/5xx) codes only
+    terms: Counter = field(default_factory=Counter)  # abnormal states only (not "--")
+
+    def fields(self, prefix: str) -> Iterable[tuple[str, int]]:
+        yield prefix + "n", self.n
+        for name, value in (("4", self.e4), ("5", self.e5), ("ls", self.lat_sum), ("ln", self.lat_n)):
+            if value:
+                yield prefix + name, value
+        for code, count in self.codes.items():
+            yield prefix + "c:" + code, count
+        for term, count in self.terms.items():
+            yield prefix + "t:" + term, count
+
+    def add_field(self, name: str, count: int) -> None:
+        """Add one stored field (the inverse of `fields`)."""
+        attr = _SERVER_SCALARS.get(name)
+        if attr is not None:
+            setattr(self, attr, getattr(self, attr) + count)
+            return
+        kind, _, rest = name.partition(":")
+        if kind == "c":
+            self.codes[rest] += count
+        elif kind == "t":
+            self.terms[rest] += count
+
+    def merge(self, other: "ServerAgg") -> None:
+        self.n += other.n
+        self.e4 += other.e4
+        self.e5 += other.e5
+        self.lat_sum += other.lat_sum
+        self.lat_n += other.lat_n
+        self.codes.update(other.codes)
+        self.terms.update(other.terms)
+
+
+_SERVER_SCALARS = {"n": "n", "4": "e4", "5": "e5", "ls": "lat_sum", "ln": "lat_n"}
+# A server's fields in its backend's hash: "s:<server>" SEP "<stat>". The stat never holds SEP,
+# so splitting at the last one gives back any server name.
+SERVER_FIELD = "s:"
+
+
+@dataclass(slots=True)
 class BackendAgg:
     n: int = 0
     e4: int = 0
@@ -46,6 +96,7 @@ class BackendAgg:
     max_srv_conn: int = 0
     max_srv_queue: int = 0
     max_backend_queue: int = 0
+    servers: dict[str, ServerAgg] = field(default_factory=dict)
 
     def fields(self) -> Iterable[tuple[str, int]]:
         yield "n", self.n
@@ -62,6 +113,8 @@ class BackendAgg:
             yield f"h:{index}", count
         for index, count in self.le.items():
             yield f"e:{index}", count
+        for server, agg in self.servers.items():
+            yield from agg.fields(SERVER_FIELD + server + SEP)
 
     @classmethod
     def from_fields(cls, raw: Mapping[str, str]) -> "BackendAgg":
@@ -82,6 +135,12 @@ class BackendAgg:
                 agg.codes[rest] = count
             elif prefix == "t":
                 agg.terms[rest] = count
+            elif prefix == "s":
+                server, _, stat = rest.rpartition(SEP)
+                found = agg.servers.get(server)
+                if found is None:
+                    found = agg.servers[server] = ServerAgg()
+                found.add_field(stat, count)
         return agg
 
     def merge(self, other: "BackendAgg") -> None:
@@ -95,6 +154,8 @@ class BackendAgg:
         self.max_srv_conn = max(self.max_srv_conn, other.max_srv_conn)
         self.max_srv_queue = max(self.max_srv_queue, other.max_srv_queue)
         self.max_backend_queue = max(self.max_backend_queue, other.max_backend_queue)
+        for name, agg in other.servers.items():
+            _merge_into(self.servers, name, agg, ServerAgg)
 
 
 _BACKEND_SCALARS = {
@@ -212,14 +273,29 @@ class MinuteBucket:
             term = OTHER
         terms = be.terms
         terms[term] = terms.get(term, 0) + 1
+        srv = be.servers.get(r.server)
+        if srv is None:
+            srv = be.servers[r.server] = ServerAgg()
+        srv.n += 1
+        if term != "--":
+            srv_terms = srv.terms
+            srv_terms[term] = srv_terms.get(term, 0) + 1
         if cls == "4xx":
             fe.e4 += 1
             be.e4 += 1
+            srv.e4 += 1
+            srv_codes = srv.codes
+            srv_codes[code] = srv_codes.get(code, 0) + 1
         elif cls == "5xx":
             fe.e5 += 1
             be.e5 += 1
+            srv.e5 += 1
+            srv_codes = srv.codes
+            srv_codes[code] = srv_codes.get(code, 0) + 1
         ta = r.time_active
         if ta >= 0:
+            srv.lat_sum += ta
+            srv.lat_n += 1
             index = bucket_index(ta)
             hist = be.hist
             hist[index] = hist.get(index, 0) + 1
@@ -297,8 +373,12 @@ class MinuteBucket:
         self.max_feconn = max(self.max_feconn, other.max_feconn)
 
     def renamed(self, backends: Mapping[str, str], frontends: Mapping[str, str], routes: Mapping[str, str],
-                codes: Mapping[str, str], states: Mapping[str, str]) -> "MinuteBucket":
-        """A copy with names, status codes and termination states mapped (cardinality folding); unmapped ones stay."""
+                codes: Mapping[str, str], states: Mapping[str, str],
+                servers: Mapping[str, str] | None = None) -> "MinuteBucket":
+        """A copy with names, status codes and termination states mapped (cardinality folding); unmapped ones stay.
+
+        `servers` maps "<backend>" SEP "<server>", by the backend's name before it is mapped.
+        """
         out = MinuteBucket(n=self.n, codes=_renamed(self.codes, codes), max_actconn=self.max_actconn,
                            max_feconn=self.max_feconn)
         for (fe, be, cls), count in self.classes.items():
@@ -306,8 +386,9 @@ class MinuteBucket:
         for name, agg in self.frontends.items():
             _merge_into(out.frontends, frontends.get(name, name), agg, FrontendAgg)
         for name, agg in self.backends.items():
-            if codes or states:
-                agg = replace(agg, codes=_renamed(agg.codes, codes), terms=_renamed(agg.terms, states))
+            if codes or states or servers:
+                agg = replace(agg, codes=_renamed(agg.codes, codes), terms=_renamed(agg.terms, states),
+                              servers=_renamed_servers(name, agg.servers, servers or {}, codes, states))
             _merge_into(out.backends, backends.get(name, name), agg, BackendAgg)
         for (be, route), agg in self.paths.items():
             if codes:
@@ -323,6 +404,16 @@ def _renamed(counts: Counter, mapping: Mapping[str, str]) -> Counter:
     out: Counter = Counter()
     for name, count in counts.items():
         out[mapping.get(name, name)] += count
+    return out
+
+
+def _renamed_servers(backend: str, servers: dict[str, ServerAgg], names: Mapping[str, str],
+                     codes: Mapping[str, str], states: Mapping[str, str]) -> dict[str, ServerAgg]:
+    out: dict[str, ServerAgg] = {}
+    for server, agg in servers.items():
+        if codes or states:
+            agg = replace(agg, codes=_renamed(agg.codes, codes), terms=_renamed(agg.terms, states))
+        _merge_into(out, names.get(backend + SEP + server, server), agg, ServerAgg)
     return out
 
 

@@ -11,6 +11,7 @@ def minute_key(minute: int) -> str:
 
 
 def backend_key(minute: int, backend: str) -> str:
+    """A backend's minute: see `BackendAgg.fields`; its servers' fields start `s:<server>` SEP."""
     return f"{PREFIX}:m:{minute}:b:{backend}"
 
 
@@ -28,7 +29,7 @@ def generation_key(hour: int) -> str:
 
 
 def seen_key(kind: str, hour: int) -> str:
-    """Names admitted in an hour (capped set): kind is `be`, `fe`, `p`, `c` (status codes) or `t` (states)."""
+    """Names admitted in an hour (capped set): kind is `be`, `fe`, `p`, `c` (status codes), `t` (states) or `s` (backend SEP server)."""
     return f"{PREFIX}:seen:{kind}:{hour}"
 
 

@@ -1,7 +1,7 @@
 """Writing minute buckets to Redis: one script per batch, all of it or nothing, TTL on every key.
 
 Before it, names this process has not met yet in the current hour (backends, frontends,
-routes, status codes, termination states) are admitted under their caps: one more round
+routes, status codes, termination states, servers) are admitted under their caps: one more round
 trip for each kind of name with newcomers, and none once the hour's names are known,
 which is the steady state.
 """
@@ -94,6 +94,7 @@ class Limits:
     # Each is also bounded by what HAProxy writes (`bounds.py`): 502 codes, 96 states.
     status_codes: int = 60
     states: int = 40
+    servers: int = 300  # pairs of backend and server, over all backends
 
 
 @dataclass(slots=True)
@@ -187,6 +188,7 @@ class MetricsStore:
         hour = minute // 60
         routes = {route for _, route in bucket.paths}
         states = {state for agg in bucket.backends.values() for state in agg.terms}
+        servers = {backend + SEP + server for backend, agg in bucket.backends.items() for server in agg.servers}
         mappings = []
         for kind, names, cap in (
             ("be", bucket.backends.keys(), self._limits.backends),
@@ -194,6 +196,7 @@ class MetricsStore:
             ("p", routes, self._limits.paths),
             ("c", bucket.codes.keys(), self._limits.status_codes),  # every code of the minute is in its totals
             ("t", states, self._limits.states),
+            ("s", servers, self._limits.servers),
         ):
             mappings.append(await self._admission(kind, hour, names, cap))
         if not any(mappings):
