@@ -20,6 +20,7 @@ from .views import (
     ResponseTimes,
     Rps,
     Saturation,
+    Series,
     StatusCodes,
     TerminationStates,
 )
@@ -64,6 +65,9 @@ METRIC_VIEWS: tuple[MetricView, ...] = (
     MetricView("termination_states", TerminationStates, _WINDOW,
                "HAProxy termination states (first two characters), overall and per backend"),
     MetricView("rps", Rps, ("minutes", "at", "backend"), "Requests per minute, oldest first, zero-filled"),
+    MetricView("series", Series, ("minutes", "at", "backend", "limit"),
+               "Per minute, oldest first: requests, 4xx/5xx counts and rates, P50/P95/P99 (ms); without a "
+               "backend also each backend's own minutes, busiest first"),
     MetricView("saturation", Saturation, _WINDOW,
                "Redis memory and connections; HAProxy queueing, connection peaks and retries"),
 )

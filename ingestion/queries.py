@@ -15,6 +15,7 @@ from .buckets import BACKEND_MAXIMA, BackendAgg, PathAgg, route_method
 from .histogram import le_quantile, quantiles
 from .reading import BucketReader, Merged, Span
 from .views import (
+    BackendSeries,
     BackendStats,
     Backends,
     FrontendStats,
@@ -28,6 +29,8 @@ from .views import (
     Rps,
     RpsPoint,
     Saturation,
+    Series,
+    SeriesPoint,
     StatusCodes,
     TerminationStates,
 )
@@ -182,6 +185,32 @@ class MetricsQueries:
         ]
         return Rps(minutes=len(points), end=span.end, backend=backend, points=points)
 
+    async def series(self, minutes: int = 30, at: datetime | None = None, backend: str | None = None,
+                     limit: int = 10) -> Series:
+        span = self._span(minutes, at)
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        each = await self._reader.each_minute(span, _BACKENDS, backend)
+        starts = [datetime.fromtimestamp(m * 60, timezone.utc) for m in span.minutes]
+        if backend is not None:
+            points = [_series_point(start, *_backend_signals(merged.backends.get(backend)))
+                      for start, merged in zip(starts, each)]
+            return Series(**self._window(span), backend=backend, points=points)
+        points = [_series_point(start, *_site_signals(merged)) for start, merged in zip(starts, each)]
+        requests: Counter = Counter()
+        for merged in each:
+            for name, agg in merged.backends.items():
+                requests[name] += agg.n
+        ranked = sorted(requests, key=lambda name: (-requests[name], name))
+        by_backend = [
+            BackendSeries(backend=name, requests=requests[name], points=[
+                _series_point(start, *_backend_signals(merged.backends.get(name)))
+                for start, merged in zip(starts, each)])
+            for name in ranked[:limit]
+        ]
+        return Series(**self._window(span), points=points, by_backend=by_backend,
+                      more_backends=max(0, len(ranked) - limit))
+
     async def saturation(self, window: int = 5, at: datetime | None = None,
                          backend: str | None = None) -> Saturation:
         span = self._span(window, at)
@@ -235,6 +264,28 @@ def _backend_stats(name: str, agg: BackendAgg) -> BackendStats:
         queued_requests=agg.queued, mean_queue_ms=_mean(agg.tw_sum, agg.tw_n),
         mean_connect_ms=_mean(agg.tc_sum, agg.tc_n), mean_response_ms=_mean(agg.tr_sum, agg.tr_n),
     )
+
+
+def _site_signals(merged: Merged) -> tuple[int, int, int, Counter]:
+    """A minute of the whole site: requests and errors from its totals, latency from every backend."""
+    e4, e5 = _error_counts(merged.codes)
+    hist: Counter = Counter()
+    for agg in merged.backends.values():
+        hist.update(agg.hist)
+    return merged.n, e4, e5, hist
+
+
+def _backend_signals(agg: BackendAgg | None) -> tuple[int, int, int, Counter]:
+    if agg is None:
+        return 0, 0, 0, Counter()
+    return agg.n, agg.e4, agg.e5, agg.hist
+
+
+def _series_point(minute: datetime, requests: int, e4: int, e5: int, hist: Counter) -> SeriesPoint:
+    p50, p95, p99 = map(_ms, quantiles(hist, (0.50, 0.95, 0.99)))
+    return SeriesPoint(minute=minute, requests=requests, errors_4xx=e4, errors_5xx=e5,
+                       error_rate_4xx_pct=pct(e4, requests), error_rate_5xx_pct=pct(e5, requests),
+                       p50_ms=p50, p95_ms=p95, p99_ms=p99)
 
 
 def _path_total(aggs: list[PathAgg]) -> PathAgg:

@@ -142,10 +142,38 @@ class BucketReader:
                 found[minute] = int(value or 0)
         return [found[m] for m in minutes]
 
-    async def _fetch(self, minutes: Sequence[int], parts: frozenset[str], backend: str | None) -> Merged:
+    async def each_minute(self, span: Span, parts: frozenset[str], backend: str | None = None) -> list[Merged]:
+        """Each minute of the span on its own, oldest first, in a fixed number of round trips.
+
+        Minutes are cached one by one under the keys `merged` gives the live ones; results are
+        shared with the cache: read them, never change them.
+        """
+        generations = dict(zip(span.minutes, await self._generations(span.minutes)))
+        found: dict[int, Merged] = {}
+        missing = []
+        for minute in span.minutes:
+            cached = self._cached((parts, backend, ((minute, generations[minute]),)))
+            if cached is not None:
+                found[minute] = cached
+            elif generations[minute]:
+                missing.append(minute)
+            else:
+                found[minute] = Merged()
+        if missing:
+            fetched = {minute: Merged() for minute in missing}
+            await self._fetch(missing, parts, backend, into=fetched.__getitem__)
+            for minute, part in fetched.items():
+                self._remember((parts, backend, ((minute, generations[minute]),)), part)
+            found.update(fetched)
+        return [found[m] for m in span.minutes]
+
+    async def _fetch(self, minutes: Sequence[int], parts: frozenset[str], backend: str | None,
+                     into: Callable[[int], Merged] | None = None) -> Merged:
+        """The minutes' sum, or with `into` each minute added to the `Merged` it names for that minute."""
         merged = Merged()
         if not minutes:
             return merged
+        target = into or (lambda minute: merged)
         pipe = self._redis.pipeline(transaction=False)
         for minute in minutes:
             pipe.hgetall(keys.minute_key(minute))
@@ -155,14 +183,15 @@ class BucketReader:
         replies = await pipe.execute()
         names_by_minute: list[tuple[int, list[str]]] = []
         for minute, raw in zip(minutes, replies):
-            names = _add_totals(merged, raw)
+            names = _add_totals(target(minute), raw)
             names_by_minute.append((minute, [backend] if backend is not None else names))
         if "maxima" in parts:
-            for raw in replies[len(minutes):]:
+            for minute, raw in zip(minutes, replies[len(minutes):]):
+                maxima = target(minute).maxima
                 for member, score in raw:
                     value = int(score)
-                    if value > merged.maxima.get(member, -1):
-                        merged.maxima[member] = value
+                    if value > maxima.get(member, -1):
+                        maxima[member] = value
         wanted = [(m, name, kind) for m, names in names_by_minute for name in names
                   for kind in ("backends", "paths") if kind in parts]
         if not wanted:
@@ -179,9 +208,9 @@ class BucketReader:
                 if not raw:
                     continue
                 if kind == "backends":
-                    merged.backends.setdefault(name, BackendAgg()).merge(BackendAgg.from_fields(raw))
+                    target(minute).backends.setdefault(name, BackendAgg()).merge(BackendAgg.from_fields(raw))
                 else:
-                    _add_paths(merged.paths, name, raw)
+                    _add_paths(target(minute).paths, name, raw)
         return merged
 
 

@@ -10,38 +10,13 @@ from datetime import datetime, timezone
 
 import pytest
 
-from ingestion import Batch, Limits, MetricsQueries, MetricsStore, RejectedLine, TimeBounds, collect_metrics
+from ingestion import Batch, Limits, MetricsStore, RejectedLine, TimeBounds, collect_metrics
 from ingestion.buckets import OTHER
 
+from tests.ingestion.conftest import NOW, clock, write
 from tests.support.records import record
 
 pytestmark = pytest.mark.integration
-
-NOW = 1_795_000_000.0  # a fixed clock, mid-minute
-AT = datetime.fromtimestamp(NOW, timezone.utc)
-
-
-def clock() -> float:
-    return NOW
-
-
-async def write(store: MetricsStore, records) -> None:
-    batch = Batch()
-    bounds = TimeBounds(now=NOW, retention_seconds=6 * 3600, skew_seconds=300)
-    for r in records:
-        batch.add(r, bounds)
-    await store.write(batch.buckets)
-
-
-@pytest.fixture
-def store(real_redis):
-    return MetricsStore(real_redis, retention_minutes=360, now=clock)
-
-
-@pytest.fixture
-def queries(real_redis):
-    return MetricsQueries(real_redis, now=clock)
-
 
 async def test_overview_and_status_codes_count_exactly(store, queries):
     records = [record(NOW - 30, status=200)] * 90 + [record(NOW - 90, status=503)] * 6 + \
