@@ -21,6 +21,7 @@ from .views import (
     Rps,
     Saturation,
     Series,
+    Servers,
     StatusCodes,
     TerminationStates,
 )
@@ -68,6 +69,9 @@ METRIC_VIEWS: tuple[MetricView, ...] = (
     MetricView("series", Series, ("minutes", "at", "backend", "limit"),
                "Per minute, oldest first: requests, 4xx/5xx counts and rates, P50/P95/P99 (ms); without a "
                "backend also each backend's own minutes, busiest first"),
+    MetricView("servers", Servers, (*_WINDOW, "limit"),
+               "Per server of each backend: requests, 4xx/5xx counts and rates, mean response time, error "
+               "status codes and abnormal termination states; most 5xx first"),
     MetricView("saturation", Saturation, _WINDOW,
                "Redis memory and connections; HAProxy queueing, connection peaks and retries"),
 )

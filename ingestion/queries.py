@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from .buckets import BACKEND_MAXIMA, BackendAgg, PathAgg, route_method
+from .buckets import BACKEND_MAXIMA, BackendAgg, PathAgg, ServerAgg, route_method
 from .histogram import le_quantile, quantiles
 from .reading import BucketReader, Merged, Span
 from .views import (
@@ -31,6 +31,8 @@ from .views import (
     Saturation,
     Series,
     SeriesPoint,
+    Servers,
+    ServerStats,
     StatusCodes,
     TerminationStates,
 )
@@ -211,6 +213,19 @@ class MetricsQueries:
         return Series(**self._window(span), points=points, by_backend=by_backend,
                       more_backends=max(0, len(ranked) - limit))
 
+    async def servers(self, window: int = 5, at: datetime | None = None, backend: str | None = None,
+                      limit: int = 20) -> Servers:
+        span = self._span(window, at)
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        merged = await self._reader.merged(span, _BACKENDS, backend)
+        rows = [(name, server, agg) for name, be in merged.backends.items() if backend is None or name == backend
+                for server, agg in be.servers.items()]
+        rows.sort(key=lambda row: (-row[2].e5, -row[2].n, row[0], row[1]))
+        return Servers(**self._window(span), backend=backend,
+                       servers=[_server_stats(*row) for row in rows[:limit]],
+                       more_servers=max(0, len(rows) - limit))
+
     async def saturation(self, window: int = 5, at: datetime | None = None,
                          backend: str | None = None) -> Saturation:
         span = self._span(window, at)
@@ -263,6 +278,15 @@ def _backend_stats(name: str, agg: BackendAgg) -> BackendStats:
         status_codes=_most_first(agg.codes), termination_states=_most_first(agg.terms),
         queued_requests=agg.queued, mean_queue_ms=_mean(agg.tw_sum, agg.tw_n),
         mean_connect_ms=_mean(agg.tc_sum, agg.tc_n), mean_response_ms=_mean(agg.tr_sum, agg.tr_n),
+    )
+
+
+def _server_stats(backend: str, server: str, agg: ServerAgg) -> ServerStats:
+    return ServerStats(
+        backend=backend, server=server, requests=agg.n, errors_4xx=agg.e4, errors_5xx=agg.e5,
+        error_rate_4xx_pct=pct(agg.e4, agg.n), error_rate_5xx_pct=pct(agg.e5, agg.n),
+        mean_ms=_mean(agg.lat_sum, agg.lat_n), status_codes=_most_first(agg.codes),
+        termination_states=_most_first(agg.terms),
     )
 
 
