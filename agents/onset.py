@@ -1,0 +1,174 @@
+"""When a signal changed: the first bad minute of the run that is still going on, found in per-minute data.
+
+The rule is meant to be read out to an on-call engineer:
+
+- a minute is *bad* when its own figure crosses the signal's threshold (5xx rate, 4xx rate, P95 or
+  P99), or, for traffic, when its requests are `traffic_spike_factor` times above or below the
+  median of the minutes before;
+- minutes with fewer requests than the traffic floor say nothing either way and are skipped;
+- the onset is the first minute of the last run of bad minutes, a single healthy minute inside the
+  run not breaking it, provided the run is still going on (or ended within the last few minutes);
+- a latency run is then taken back over the minutes that were already clearly above the baseline
+  (`STEP_FACTOR` times the median before them): a creep starts before it crosses a threshold.
+
+A run that reaches back to the first minute in view has no onset in view: it started earlier,
+and there is no baseline to compare with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from statistics import median
+
+from ingestion import Series, SeriesPoint
+
+from .config import Thresholds
+from .report import Specialist
+
+STEP_FACTOR = 1.5
+BASELINE_MINUTES = 15
+_MIN_BASELINE_MINUTES = 3
+# How many healthy minutes may follow a run for it to still count as the current one.
+_RECENT_MINUTES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class SignalChange:
+    """One signal's onset on one scope."""
+
+    signal: Specialist
+    metric: str  # the evidence name of the figure that changed, e.g. "error_rate_5xx_pct"
+    backend: str | None  # None: the whole site
+    minute: datetime  # start of the first bad minute
+    rule: str  # how it was found, in words
+
+    @property
+    def label(self) -> str:
+        """"5xx on api", "P95 latency on all backends"."""
+        return f"{_METRIC_NAMES[self.metric]} on {self.backend or 'all backends'}"
+
+
+_METRIC_NAMES = {
+    "error_rate_5xx_pct": "5xx",
+    "error_rate_4xx_pct": "4xx",
+    "latency_p95_ms": "P95 latency",
+    "requests_per_minute": "traffic",
+}
+
+
+def find_changes(series: Series, t: Thresholds, *, at: datetime) -> list[SignalChange]:
+    """Every signal of every scope in `series` (the site and each backend) whose onset is in view, earliest first."""
+    scopes: list[tuple[str | None, Sequence[SeriesPoint]]] = [(series.backend, series.points)]
+    scopes += [(row.backend, row.points) for row in series.by_backend]
+    changes = [change for backend, points in scopes for change in scope_changes(points, t, at=at, backend=backend)]
+    return sorted(changes, key=lambda c: (c.minute, c.backend is None, c.backend or ""))
+
+
+def scope_changes(points: Sequence[SeriesPoint], t: Thresholds, *, at: datetime,
+                  backend: str | None = None) -> list[SignalChange]:
+    """The onsets of one scope's minutes (oldest first), one per signal at most."""
+    ended = [p for p in points if p.minute < at]
+    complete = [p for p in ended if p.minute + timedelta(minutes=1) <= at]
+    floor = t.min_requests_per_minute
+    found: list[SignalChange] = []
+
+    def rated(value: Callable[[SeriesPoint], float | None]) -> list[float | None]:
+        return [value(p) if p.requests >= floor else None for p in ended]
+
+    for metric, values, limit in (
+        ("error_rate_5xx_pct", rated(lambda p: p.error_rate_5xx_pct), t.error_rate_5xx_pct),
+        ("error_rate_4xx_pct", rated(lambda p: p.error_rate_4xx_pct), t.error_rate_4xx_pct),
+    ):
+        start = _run_start([v is not None and v > limit if v is not None else None for v in values])
+        if start is not None:
+            found.append(SignalChange("errors", metric, backend, ended[start].minute,
+                                      f"{_METRIC_NAMES[metric]} rate above {limit:g} % from this minute on"))
+
+    p95 = rated(lambda p: p.p95_ms)
+    p99 = rated(lambda p: p.p99_ms)
+    slow = [None if a is None else (a > t.latency_p95_ms or (b is not None and b > t.latency_p99_ms))
+            for a, b in zip(p95, p99)]
+    start = _run_start(slow)
+    if start is not None:
+        stepped = _step_back(p95, start)
+        rule = (f"P95 above {t.latency_p95_ms:g} ms or P99 above {t.latency_p99_ms:g} ms"
+                + (f", and already {STEP_FACTOR:g}\u00d7 its baseline {start - stepped} min before"
+                   if stepped < start else "") + " from this minute on")
+        found.append(SignalChange("latency", "latency_p95_ms", backend, ended[stepped].minute, rule))
+
+    counts = [p.requests for p in complete]
+    start = _traffic_run_start(counts, t)
+    if start is not None:
+        found.append(SignalChange("traffic", "requests_per_minute", backend, complete[start].minute,
+                                  f"requests {t.traffic_spike_factor:g}\u00d7 above or below the median of the "
+                                  "minutes before, from this minute on"))
+    return found
+
+
+def _run_start(bad: Sequence[bool | None]) -> int | None:
+    """Index of the first minute of the current run of bad minutes (None: unknown), or None if there is none."""
+    known = [i for i, b in enumerate(bad) if b is not None]
+    last_bad = next((k for k in range(len(known) - 1, -1, -1) if bad[known[k]]), None)
+    if last_bad is None or len(known) - 1 - last_bad > _RECENT_MINUTES:
+        return None
+    start = last_bad
+    while start > 0:
+        before = known[start - 1]
+        if bad[before]:
+            start -= 1
+        elif start > 1 and bad[known[start - 2]]:  # one healthy minute inside a run does not end it
+            start -= 2
+        else:
+            break
+    if start == 0:
+        return None  # bad since the first minute in view: the onset is earlier
+    return known[start]
+
+
+def _step_back(values: Sequence[float | None], start: int) -> int:
+    """Walk back from `start` over the minutes already `STEP_FACTOR` times above the baseline before them."""
+    known_before = [v for v in values[max(0, start - BASELINE_MINUTES):start] if v is not None]
+    if len(known_before) < _MIN_BASELINE_MINUTES + 1:
+        return start
+    # The oldest part of the view is the baseline; the minutes just before a crossing may be creeping.
+    base = median(known_before[: max(_MIN_BASELINE_MINUTES, len(known_before) // 2)])
+    index = start
+    while index > 1:
+        value = values[index - 1]
+        if value is None or value <= STEP_FACTOR * base:
+            break
+        index -= 1
+    return index
+
+
+def _traffic_run_start(counts: Sequence[int], t: Thresholds) -> int | None:
+    """The first minute of a current spike or drop against the median of the minutes before it."""
+    recent = max(1, t.traffic_recent_minutes)
+    history = counts[: len(counts) - recent]
+    first = next((i for i, n in enumerate(history) if n > 0), None)
+    if first is None or len(history) - first < max(_MIN_BASELINE_MINUTES, recent):
+        return None
+    base = float(median(history[first:]))
+    factor = t.traffic_spike_factor
+
+    def bad(n: int) -> bool:
+        spike = n >= t.min_requests_per_minute and n > factor * max(base, 1.0)
+        drop = base >= t.min_requests_per_minute and n < base / factor
+        return spike or drop
+
+    if not bad(counts[-1]) and not all(bad(n) for n in counts[-recent:]):
+        return None
+    start = len(counts) - 1
+    while start > first and bad(counts[start - 1]):
+        start -= 1
+    if start <= first:
+        return None
+    return start
+
+
+def earliest(changes: Sequence[SignalChange], backend: str | None = None) -> SignalChange | None:
+    """The first change, on `backend` when one is named (the site's own figures count for every backend)."""
+    relevant = [c for c in changes if backend is None or c.backend in (backend, None)]
+    return min(relevant, key=lambda c: c.minute, default=None)
