@@ -8,7 +8,7 @@ from .evaluation import SCENARIOS as EVAL_SCENARIOS, EvalRow, format_eval_table,
 from .llm import LLMClient
 from .metrics import AnalysisMetrics
 from .orchestrator import analyze
-from .report import Evidence, Finding, Provenance, Report, Severity, TokenUsage
+from .report import Evidence, Finding, OnsetSummary, Provenance, Report, Severity, TokenUsage
 from .request import AlertContext, AnalysisRequest
 from .signals import SignalSource, SignalsUnavailable
 from .terminal import format_report
@@ -23,6 +23,7 @@ __all__ = [
     "Evidence",
     "Finding",
     "LLMClient",
+    "OnsetSummary",
     "Provenance",
     "Report",
     "Severity",

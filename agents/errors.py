@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ingestion import BackendStats, PathStats
+from ingestion import BackendStats, PathStats, Servers, ServerStats
 
 from . import wording
 from .assessment import Assessment, Cause, worst_cause_first
@@ -13,6 +13,8 @@ from .signals import SignalSnapshot
 from .specialist_spec import SpecialistSpec
 
 _STATE_SHARE_OF_ERRORS_PCT = 10.0
+# One server holding this share of a backend's 5xx, the others healthy, is the culprit.
+_ONE_SERVER_SHARE = 0.8
 _CLIENT_CODE_KINDS = {"401": "auth_failures", "403": "auth_failures", "404": "not_found", "429": "rate_limited"}
 
 
@@ -97,12 +99,26 @@ def evaluate_errors(s: SignalSnapshot, t: Thresholds) -> Assessment:
         errors = row.errors_5xx if row else ov.errors_5xx
         if codes:
             details.append(f"5xx by status on {where}: " + ", ".join(f"{c} \u00d7{n}" for c, n in codes[:4]) + ".")
+        over = sorted((b for b in backends if rate_5xx_severity(b.error_rate_5xx_pct, t) != Severity.ok),
+                      key=lambda b: (-b.error_rate_5xx_pct, -b.errors_5xx))
+        if len(over) > 1 and s.backend is None:
+            details.append("Backends above the 5xx threshold, worst first: " + ", ".join(
+                f"{b.backend} {wording.pct(b.error_rate_5xx_pct)}" for b in over[:5]) + ".")
+        split = _one_server(s.servers, culprit_backend, t)
+        if split is not None:
+            worst, others = split
+            details.append(_server_sentence(worst, others, codes[0][0] if codes else "5xx"))
+            evidence.append(Evidence(metric="error_rate_5xx_pct", value=worst.error_rate_5xx_pct,
+                                     threshold=t.error_rate_5xx_pct, unit="%", window_minutes=window,
+                                     scope=f"server={worst.backend}/{worst.server}"))
         found = _state_causes(states, errors, sev_5xx, culprit_backend, window, evidence, details,
-                              codes=tuple(c for c, _ in codes[:3]))
+                              codes=tuple(c for c, _ in codes[:3]), server=split[0].server if split else None)
         if not found and codes:
             code = codes[0][0]
-            found.append(Cause("application_errors", sev_5xx, f"{code} application errors", backend=culprit_backend,
-                               codes=(code,), weight=float(codes[0][1])))
+            label = f"{code} application errors" + (f" on {split[0].server}" if split else "")
+            found.append(Cause("application_errors", sev_5xx, label, backend=culprit_backend,
+                               codes=(code,), weight=float(codes[0][1]),
+                               facts={"server": split[0].server} if split else {}))
             details.append(f"HAProxy ended these requests normally: the application itself answered {code}.")
         causes += found
         worst_routes = sorted((p for p in s.paths.top_by_errors if p.errors_5xx), key=lambda p: -p.errors_5xx)[:3]
@@ -177,7 +193,41 @@ def _backend_serving(code: str, rows: list[BackendStats]) -> str | None:
     return best.backend if best is not None and best.status_codes.get(code, 0) > 0 else None
 
 
-def _state_causes(states, errors, severity, backend, window, evidence, details, *, codes) -> list[Cause]:
+def _one_server(servers: Servers | None, backend: str | None,
+                t: Thresholds) -> tuple[ServerStats, list[ServerStats]] | None:
+    """The one server of `backend` that answers (nearly) all its 5xx while the others are healthy, if so."""
+    if servers is None or backend is None:
+        return None
+    rows = [r for r in servers.servers if r.backend == backend and r.requests and r.server != "<NOSRV>"]
+    total = sum(r.errors_5xx for r in rows)
+    if len(rows) < 2 or total == 0:
+        return None
+    worst = max(rows, key=lambda r: (r.errors_5xx, r.error_rate_5xx_pct))
+    others = [r for r in rows if r is not worst]
+    if worst.errors_5xx < _ONE_SERVER_SHARE * total:
+        return None
+    if any(rate_5xx_severity(r.error_rate_5xx_pct, t) != Severity.ok for r in others):
+        return None
+    return worst, others
+
+
+def _server_sentence(worst: ServerStats, others: list[ServerStats], code: str) -> str:
+    codes = [c for c in worst.status_codes if c.startswith("5")]
+    named = codes[0] if codes else code
+    total = worst.errors_5xx + sum(r.errors_5xx for r in others)
+    share = "All" if worst.errors_5xx == total else f"{wording.pct(100.0 * worst.errors_5xx / total)} of"
+    states = [st for st in worst.termination_states if st != "--"]
+    ended = f", ended {states[0]}" if states else ""
+    healthy = ", ".join(f"{r.server} {wording.pct(r.error_rate_5xx_pct)}" for r in others[:5])
+    more = f" and {len(others) - 5} more" if len(others) > 5 else ""
+    plural = "s" if len(others) != 1 else ""
+    return (f"{share} the {named}s come from server {worst.server} ({worst.errors_5xx} of its {worst.requests} "
+            f"requests, {wording.pct(worst.error_rate_5xx_pct)}{ended}); the other {len(others)} server{plural} "
+            f"are healthy ({healthy}{more}).")
+
+
+def _state_causes(states, errors, severity, backend, window, evidence, details, *, codes,
+                  server: str | None = None) -> list[Cause]:
     causes = []
     for state, count in abnormal_states(states):
         meaning = explain_state(state)
@@ -189,8 +239,12 @@ def _state_causes(states, errors, severity, backend, window, evidence, details, 
         details.append(f"{count} requests ended {state} ({wording.pct(share)} of the 5xx): {meaning.meaning}.")
         evidence.append(Evidence(metric=f"termination_{state}_requests", value=float(count), unit="requests",
                                  window_minutes=window, scope=wording.scope_label(backend)))
-        causes.append(Cause(meaning.kind, severity, meaning.label, backend=backend, codes=codes,
-                            weight=100.0 + share, facts={"state": state, "requests": count}))
+        label = meaning.label + (f" on {server}" if server else "")
+        facts: dict[str, float | str] = {"state": state, "requests": count}
+        if server:
+            facts["server"] = server
+        causes.append(Cause(meaning.kind, severity, label, backend=backend, codes=codes,
+                            weight=100.0 + share, facts=facts))
     return causes
 
 
@@ -212,6 +266,6 @@ ERRORS = SpecialistSpec(
         "SH = server aborted (502), sQ = queue timeout (503), CD/CH = the client aborted (not a server fault), "
         "'--' = HAProxy ended normally so the application itself returned the error."
     ),
-    tools=("overview", "status_codes", "backends", "paths", "termination_states"),
+    tools=("overview", "status_codes", "backends", "paths", "termination_states", "servers", "series"),
     evaluate=evaluate_errors,
 )

@@ -69,6 +69,13 @@ def evaluate_latency(s: SignalSnapshot, t: Thresholds) -> Assessment:
 
     p95, p99 = (culprit.p95_ms, culprit.p99_ms) if culprit else (rt.p95, rt.p99)
     where = culprit.backend if culprit else (s.backend or "all backends")
+    over = sorted((pair for pair in rated if pair[1] != Severity.ok),
+                  key=lambda pair: (-pair[1].rank, -(pair[0].p99_ms or 0.0)))
+    if len(over) > 1 and s.backend is None:
+        details_over = "Backends above a latency threshold, worst first: " + ", ".join(
+            f"{row.backend} P99 {wording.ms(row.p99_ms)}" for row, _ in over[:5]) + "."
+    else:
+        details_over = None
     if culprit and s.backend is None:
         evidence += [
             Evidence(metric="latency_p95_ms", value=p95, threshold=t.latency_p95_ms, unit="ms",
@@ -77,6 +84,8 @@ def evaluate_latency(s: SignalSnapshot, t: Thresholds) -> Assessment:
                      window_minutes=window, scope=f"backend={culprit.backend}"),
         ]
     details = [f"{where}: P95 {wording.ms(p95)}, P99 {wording.ms(p99)} over {window} min."]
+    if details_over:
+        details.append(details_over)
     causes: list[Cause] = []
     row = culprit or (slowest[0] if slowest else None)
     if row is not None:
@@ -157,6 +166,6 @@ LATENCY = SpecialistSpec(
         "queueing in HAProxy (Tw), connecting (Tc) or in the servers (Tr). Server timeouts (termination state sH) "
         "cap latency at `timeout server`; queueing points at capacity (maxconn, too few servers)."
     ),
-    tools=("response_times", "backends", "paths", "termination_states", "rps"),
+    tools=("response_times", "backends", "paths", "termination_states", "rps", "servers", "series"),
     evaluate=evaluate_latency,
 )

@@ -8,18 +8,21 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timezone
 
+from .alert_floor import hold_to_alerts
+from .comparison import compare_with_baseline
 from .config import AnalysisConfig
 from .errors import ERRORS
 from .latency import LATENCY
 from .llm import LLMClient
 from .metrics import AnalysisMetrics
-from .report import Report, Severity, TokenUsage
+from .onset import SignalChange
+from .report import OnsetSummary, Report, Severity, TokenUsage
 from .request import AnalysisRequest, resolve_scope
 from .saturation import SATURATION
-from .signals import SignalSource, SignalsUnavailable, collect_signals
+from .signals import SignalSnapshot, SignalSource, SignalsUnavailable, collect_signals, locate_onset
 from .specialist import ModelPlan, rules_finding, run_specialist
 from .specialist_spec import SpecialistSpec
-from .synthesis import draft_synthesis, run_synthesis
+from .synthesis import culprit, draft_synthesis, run_synthesis
 from .traffic import TRAFFIC
 
 SPECIALISTS: tuple[SpecialistSpec, ...] = (LATENCY, ERRORS, SATURATION, TRAFFIC)
@@ -50,14 +53,20 @@ async def analyze(
     scope = resolve_scope(request, default_window=config.window_minutes, now=now())
     try:
         async with asyncio.timeout_at(deadline):
-            snapshot = await collect_signals(source, scope)
+            onset = await locate_onset(source, scope, config.thresholds)
+            scope = onset.scope
+            snapshot = await collect_signals(source, scope, onset)
     except (SignalsUnavailable, TimeoutError) as exc:
         if metrics is not None:
             metrics.record_analysis("rules", "error")
         if isinstance(exc, TimeoutError):
             raise SignalsUnavailable("the metrics were not read before the analysis deadline") from exc
         raise
-    assessments = [spec.evaluate(snapshot, config.thresholds) for spec in SPECIALISTS]
+    assessments = [
+        hold_to_alerts(compare_with_baseline(spec.evaluate(snapshot, config.thresholds), snapshot),
+                       request.alerts, scope.backend)
+        for spec in SPECIALISTS
+    ]
 
     plan: ModelPlan | None = None
     skipped: str | None = None
@@ -93,6 +102,10 @@ async def analyze(
         window_start=scope.start,
         window_end=scope.at,
         backend=scope.backend,
+        culprit=culprit(assessments, scope),
+        onset=onset_summary(snapshot),
+        baseline_start=snapshot.baseline.start if snapshot.baseline else None,
+        baseline_end=snapshot.baseline.end if snapshot.baseline else None,
         synthesis=synthesis,
         tokens=tokens,
         duration_ms=round((time.perf_counter() - started) * 1000, 1),
@@ -102,3 +115,18 @@ async def analyze(
         outcome = "fallback" if any(p.fallback_reason for p in steps) else "ok"
         metrics.record_analysis(mode, outcome)
     return report
+
+
+def onset_summary(snapshot: SignalSnapshot) -> OnsetSummary | None:
+    """The onset as the report states it, with every other signal that changed in view."""
+    first = snapshot.onset
+    if first is None:
+        return None
+    return OnsetSummary(
+        at=first.minute, signal=first.signal, scope=f"backend={first.backend}" if first.backend else "all",
+        rule=first.rule, changes=[_change_line(c) for c in snapshot.changes[:10]],
+    )
+
+
+def _change_line(change: SignalChange) -> str:
+    return f"{change.label} at {change.minute:%H:%M}"

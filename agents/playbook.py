@@ -39,6 +39,10 @@ PLAYBOOK: dict[str, Callable[[Cause], str]] = {
         "queries and the dependencies it waits on (HAProxy ended requests sH: no response within `timeout server`)."
     ),
     "connection_refused": lambda c: (
+        f"Take server {c.facts['server']} of {_of(c)} out of rotation (`set server {_of(c)}/{c.facts['server']} "
+        "state maint` on the HAProxy runtime API) and find why it refuses connections: a crashed or restarting "
+        "process, a wrong port after a deploy; the other servers are healthy (SC: connection refused)."
+        if "server" in c.facts else
         f"Check that {_of(c)}'s servers are up and listening: HAProxy health checks (`show servers state`), "
         "crashed or restarting processes, a wrong port after a deploy (SC: connection refused)."
     ),
@@ -83,6 +87,11 @@ PLAYBOOK: dict[str, Callable[[Cause], str]] = {
     ),
     "redis_rejected": lambda c: (
         "Raise Redis `maxclients` or find the client leaking connections: Redis refused new connections."
+    ),
+    "alert_firing": lambda c: (
+        f"Open the alert's graph for {_where(c)}: it fires where the logs received here read healthy. Check that "
+        "every HAProxy replica ships its logs to this service and that the clocks of Prometheus and the log "
+        "senders agree (NTP)."
     ),
     "traffic_drop": _traffic_drop,
     "traffic_spike": lambda c: (

@@ -38,6 +38,8 @@ class Evidence(BaseModel):
     unit: str = ""
     window_minutes: int
     scope: str | None = Field(None, description='Where: "backend=api", "route=POST /api/checkout", or null for all.')
+    baseline: float | None = Field(
+        None, description="The same measure before the onset (after a resolution: before the incident).")
 
 
 class TokenUsage(BaseModel):
@@ -74,6 +76,17 @@ class Finding(BaseModel):
     )
 
 
+class OnsetSummary(BaseModel):
+    """When the signals changed, as found in the per-minute data."""
+
+    at: datetime = Field(description="Start of the first bad minute; the analysed window starts here.")
+    signal: Specialist
+    scope: str = Field(description='"backend=api", or "all" for the whole site.')
+    rule: str = Field(description="How the minute was found, in words.")
+    changes: list[str] = Field(default_factory=list,
+                               description='Every signal that changed, first first: "5xx on api at 16:41".')
+
+
 class Report(BaseModel):
     timestamp: datetime
     overall_severity: Severity
@@ -85,6 +98,10 @@ class Report(BaseModel):
     window_start: datetime
     window_end: datetime
     backend: str | None = None
+    culprit: str | None = Field(None, description="The backend the measured figures point at, if one stands out.")
+    onset: OnsetSummary | None = None
+    baseline_start: datetime | None = Field(None, description="The minutes the figures are compared with.")
+    baseline_end: datetime | None = None
     synthesis: Provenance
     tokens: TokenUsage = Field(description="All model tokens of this analysis.")
     duration_ms: float

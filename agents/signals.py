@@ -3,24 +3,35 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
-from datetime import datetime
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from ingestion import (
     Backends,
+    BackendStats,
     Overview,
     Paths,
     ResponseTimes,
     Rps,
     Saturation,
+    Series,
+    Servers,
     StatusCodes,
     TerminationStates,
 )
 
+from .config import Thresholds
+from .onset import BASELINE_MINUTES, SignalChange, earliest, find_changes
 from .request import ResolvedScope
 
 TRAFFIC_HISTORY_MINUTES = 30
+# How far back per-minute data is read to find an onset; an onset further back is not in view.
+SERIES_MINUTES = 60
+SERIES_BACKENDS = 20
+SERVER_ROWS = 50
+_MIN_BASELINE_MINUTES = 3
 
 
 class SignalSource(Protocol):
@@ -55,9 +66,35 @@ class SignalSource(Protocol):
         self, window: int = ..., at: datetime | None = ..., backend: str | None = ...
     ) -> Saturation: ...
 
+    async def series(
+        self, minutes: int = ..., at: datetime | None = ..., backend: str | None = ..., limit: int = ...
+    ) -> Series: ...
+
+    async def servers(
+        self, window: int = ..., at: datetime | None = ..., backend: str | None = ..., limit: int = ...
+    ) -> Servers: ...
+
 
 class SignalsUnavailable(Exception):
     """The metrics could not be read, so there is nothing to analyse."""
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """The signals before the onset: what normal looked like."""
+
+    end: datetime
+    window_minutes: int
+    overview: Overview
+    response_times: ResponseTimes
+    backends: Backends
+
+    @property
+    def start(self) -> datetime:
+        return self.end - timedelta(minutes=self.window_minutes)
+
+    def backend_row(self, name: str) -> BackendStats | None:
+        return next((row for row in self.backends.backends if row.backend == name), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +112,11 @@ class SignalSnapshot:
     termination_states: TerminationStates
     rps: Rps
     saturation: Saturation
+    servers: Servers | None = None
+    series: Series | None = None  # per minute, the site's and each backend's, over `SERIES_MINUTES`
+    onset: SignalChange | None = None  # the first change in view; the window starts at it
+    changes: tuple[SignalChange, ...] = field(default=())
+    baseline: Baseline | None = None
 
     @property
     def backend_stats(self):
@@ -85,20 +127,76 @@ class SignalSnapshot:
         return [row for row in rows if row.backend == self.backend]
 
 
-async def collect_signals(source: SignalSource, scope: ResolvedScope) -> SignalSnapshot:
-    """Read all views concurrently; raises `SignalsUnavailable` if any query fails."""
-    window, at, backend = scope.window_minutes, scope.at, scope.backend
+@dataclass(frozen=True, slots=True)
+class Onset:
+    """Where the analysed window starts and what it is compared with."""
+
+    scope: ResolvedScope  # the window since the onset (or as asked, without one)
+    change: SignalChange | None
+    changes: tuple[SignalChange, ...]
+    baseline_end: datetime | None
+    baseline_minutes: int
+    series: Series | None = None
+
+
+async def locate_onset(source: SignalSource, scope: ResolvedScope, t: Thresholds) -> Onset:
+    """Find the onset in the per-minute data and narrow the window to the minutes since it.
+
+    With `scope.baseline_before` (the look after a resolution) nothing is searched: the window is
+    the one asked for, compared with the minutes before that moment.
+    """
+    if scope.baseline_before is not None:
+        return Onset(scope, None, (), scope.baseline_before, BASELINE_MINUTES)
     try:
-        views = await asyncio.gather(
-            source.overview(window=window, at=at, backend=backend),
-            source.status_codes(window=window, at=at, backend=backend),
-            source.response_times(window=window, at=at, backend=backend),
-            source.backends(window=window, at=at),
-            source.paths(window=window, at=at, backend=backend),
-            source.termination_states(window=window, at=at, backend=backend),
-            source.rps(minutes=max(TRAFFIC_HISTORY_MINUTES, 3 * window), at=at, backend=backend),
-            source.saturation(window=window, at=at, backend=backend),
-        )
+        series = await source.series(minutes=SERIES_MINUTES, at=scope.at, backend=scope.backend,
+                                     limit=SERIES_BACKENDS)
     except Exception as exc:  # any store or query error means no signals, whatever its type
         raise SignalsUnavailable(f"{type(exc).__name__}: {exc}") from exc
-    return SignalSnapshot(window, at, backend, *views)
+    changes = tuple(find_changes(series, t, at=scope.at))
+    first = earliest(changes, scope.backend)
+    if first is None:
+        return Onset(scope, None, changes, None, 0, series)
+    since = max(1, math.ceil((scope.at - first.minute).total_seconds() / 60))
+    in_view = int((first.minute - series.start).total_seconds() // 60)
+    baseline = min(BASELINE_MINUTES, in_view)
+    narrowed = scope.model_copy(update={"window_minutes": since})
+    return Onset(narrowed, first, changes, first.minute if baseline >= _MIN_BASELINE_MINUTES else None, baseline,
+                 series)
+
+
+async def collect_signals(source: SignalSource, scope: ResolvedScope, onset: Onset | None = None) -> SignalSnapshot:
+    """Read all views concurrently; raises `SignalsUnavailable` if any query fails."""
+    window, at, backend = scope.window_minutes, scope.at, scope.backend
+    reads = [
+        source.overview(window=window, at=at, backend=backend),
+        source.status_codes(window=window, at=at, backend=backend),
+        source.response_times(window=window, at=at, backend=backend),
+        source.backends(window=window, at=at),
+        source.paths(window=window, at=at, backend=backend),
+        source.termination_states(window=window, at=at, backend=backend),
+        source.rps(minutes=max(TRAFFIC_HISTORY_MINUTES, 3 * window), at=at, backend=backend),
+        source.saturation(window=window, at=at, backend=backend),
+        source.servers(window=window, at=at, backend=backend, limit=SERVER_ROWS),
+    ]
+    if onset is not None and onset.baseline_end is not None:
+        reads.append(_read_baseline(source, onset.baseline_end, onset.baseline_minutes, backend))
+    try:
+        results = await asyncio.gather(*reads)
+    except Exception as exc:  # any store or query error means no signals, whatever its type
+        raise SignalsUnavailable(f"{type(exc).__name__}: {exc}") from exc
+    views, servers = results[:8], results[8]
+    before = results[9] if len(results) > 9 else None
+    return SignalSnapshot(window, at, backend, *views, servers=servers, series=onset.series if onset else None,
+                          onset=onset.change if onset else None,
+                          changes=onset.changes if onset else (), baseline=before)
+
+
+async def _read_baseline(source: SignalSource, end: datetime, window: int, backend: str | None) -> Baseline:
+    # A view's window ends with the minute before `at` when `at` is on a minute's boundary,
+    # so a baseline ending at the onset minute leaves that minute out.
+    overview, response_times, backends = await asyncio.gather(
+        source.overview(window=window, at=end, backend=backend),
+        source.response_times(window=window, at=end, backend=backend),
+        source.backends(window=window, at=end),
+    )
+    return Baseline(end, window, overview, response_times, backends)

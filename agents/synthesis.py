@@ -109,6 +109,17 @@ def _distinct(causes: tuple[Cause, ...]) -> list[Cause]:
     return out
 
 
+def culprit(assessments: list[Assessment], scope: ResolvedScope) -> str | None:
+    """The backend the measured figures point at: the worst cause's, else the worst signal's; None when all is well."""
+    bad = sorted((a for a in assessments if a.severity != Severity.ok),
+                 key=lambda a: (-a.severity.rank, _ORDER[a.specialist]))
+    if not bad:
+        return None
+    causes = worst_cause_first(c for a in bad for c in a.causes if c.kind != "alert_firing")
+    named = [c.backend for c in causes if c.backend] + [a.backend for a in bad if a.backend]
+    return named[0] if named else scope.backend
+
+
 def _subject(top: Cause | None, bad: list[Assessment], scope: ResolvedScope) -> str:
     if top is not None and top.backend:
         return top.backend

@@ -87,9 +87,66 @@ def evaluate_traffic(s: SignalSnapshot, t: Thresholds) -> Assessment:
                    facts={"ratio": round(ratio, 1), "baseline_rpm": baseline}),),
             f"traffic \u00d7{ratio:.1f}", s.backend,
         )
+    if s.backend is None:
+        standout = _backend_standout(s, t)
+        if standout is not None:
+            return standout
     return Assessment("traffic", Severity.ok,
                       f"Traffic normal: {wording.rate(now_rpm)} against a baseline of {wording.rate(baseline)}.",
                       shape, tuple(evidence))
+
+
+def _backend_standout(s: SignalSnapshot, t: Thresholds) -> Assessment | None:
+    """A spike or drop on one backend that the site's total hides: the largest change against its own baseline."""
+    if s.series is None:
+        return None
+    recent_minutes = max(1, t.traffic_recent_minutes)
+    found: list[tuple[float, str, float, float, list[int]]] = []
+    for row in s.series.by_backend:
+        counts = [p.requests for p in row.points if p.minute + timedelta(minutes=1) <= s.at]
+        history, recent = split_recent(counts, recent_minutes)
+        if len(history) < recent_minutes or not recent:
+            continue
+        base, now = float(median(history)), fmean(recent)
+        if now >= t.min_requests_per_minute and now > t.traffic_spike_factor * max(base, 1.0):
+            found.append((now / max(base, 1.0), row.backend, base, now, recent))
+        elif base >= t.min_requests_per_minute and now < base / t.traffic_spike_factor:
+            found.append((base / max(now, 1.0), row.backend, base, now, recent))
+    if not found:
+        return None
+    found.sort(key=lambda f: -f[0])
+    _, backend, base, now, recent = found[0]
+    spike = now > base
+    scope = f"backend={backend}"
+    evidence = (
+        Evidence(metric="requests_per_minute", value=round(now, 2), unit="req/min", window_minutes=recent_minutes,
+                 scope=scope,
+                 threshold=round(t.traffic_spike_factor * base if spike else base / t.traffic_spike_factor, 2)),
+        Evidence(metric="baseline_requests_per_minute", value=round(base, 2), unit="req/min",
+                 window_minutes=len(s.series.points) - recent_minutes, scope=scope),
+    )
+    others = ", ".join(f"{b} ×{r:.1f}" for r, b, *_ in found[1:4])
+    shape = (f"Last {recent_minutes} min on {backend}: {', '.join(str(n) for n in recent)} req/min; its median "
+             f"before: {wording.rate(base)}. The site's total moved less." + (f" Also: {others}." if others else ""))
+    if spike:
+        ratio = now / max(base, 1.0)
+        return Assessment(
+            "traffic", Severity.warning,
+            f"Traffic spike on {backend}: {wording.rate(now)} is {ratio:.1f}× its baseline of "
+            f"{wording.rate(base)}.", shape, evidence,
+            (Cause("traffic_spike", Severity.warning, "traffic spike", backend=backend, weight=ratio,
+                   facts={"ratio": round(ratio, 1), "baseline_rpm": base}),),
+            f"traffic ×{ratio:.1f}", backend,
+        )
+    drop = 100.0 * (1 - now / base)
+    return Assessment(
+        "traffic", Severity.warning,
+        f"Traffic to {backend} dropped {wording.pct(drop)}: {wording.rate(now)} against {wording.rate(base)}.",
+        shape, evidence,
+        (Cause("traffic_drop", Severity.warning, "traffic drop", backend=backend, weight=drop,
+               facts={"baseline_rpm": base, "recent_rpm": round(now, 1)}),),
+        f"traffic down {wording.pct(drop)}", backend,
+    )
 
 
 def _stop_minute(counts: list[int]) -> int | None:
@@ -107,6 +164,6 @@ TRAFFIC = SpecialistSpec(
         "traffic means clients no longer reach HAProxy (DNS, load balancer, upstream) or HAProxy's logs no "
         "longer reach this service; a spike may be a campaign, a bot or a retry storm."
     ),
-    tools=("rps", "overview", "backends", "frontends"),
+    tools=("rps", "overview", "backends", "frontends", "series"),
     evaluate=evaluate_traffic,
 )

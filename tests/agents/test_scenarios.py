@@ -56,8 +56,13 @@ async def test_deploy_regression_names_the_backend_and_the_server_timeouts():
 
     assert findings["latency"].severity.value == "critical"
     assert findings["errors"].severity.value in ("warning", "critical")
-    assert findings["latency"].summary.startswith("api is slow")
-    assert findings["errors"].summary.startswith("api returns")
+    assert findings["latency"].summary.startswith("P99 ") and " since 09:04 (api). api is slow" in findings[
+        "latency"].summary
+    assert findings["errors"].summary.startswith("5xx 0.")
+    assert " since 09:04 (api). api returns" in findings["errors"].summary
+    assert report.onset is not None and report.onset.at == START + timedelta(minutes=4)
+    assert report.window_start == report.onset.at and report.baseline_end == report.onset.at
+    assert findings["errors"].severity.value == "critical"  # since the onset, not diluted by the minutes before
     assert "ended sH" in findings["errors"].details and "ended SC" in findings["errors"].details
     assert report.title.startswith("api: P99 2.0 s and ")
     assert report.title.endswith("5xx (sH server timeouts)")

@@ -21,6 +21,10 @@ from ingestion import (
     Rps,
     RpsPoint,
     Saturation,
+    Series,
+    SeriesPoint,
+    Servers,
+    ServerStats,
     StatusCodes,
     TerminationStates,
 )
@@ -100,6 +104,7 @@ class Signals:
     states: dict[str, int] | None = None
     counts: list[int] = field(default_factory=lambda: [600] * 30)
     sat: Saturation = field(default_factory=saturation)
+    servers: list[ServerStats] = field(default_factory=list)
     backend: str | None = None
     window: int = WINDOW
     at: datetime = AT
@@ -146,12 +151,31 @@ class Signals:
         slow = self.slow_routes if self.slow_routes is not None else sorted(self.routes, key=lambda p: -(p.p95_ms or 0))
         return Paths(**_window(self.window), backend=self.backend, top_by_errors=by_errors, top_by_latency=slow)
 
+    def server_rows(self, limit: int = 20) -> Servers:
+        rows = [r for r in self.servers if self.backend in (None, r.backend)]
+        return Servers(**_window(self.window), backend=self.backend, servers=rows[:limit],
+                       more_servers=max(0, len(rows) - limit))
+
+    def series(self, minutes: int = 30) -> Series:
+        """The same figures every minute: a steady state, in which no onset is in view."""
+        ov, rt = self.overview(), self.response_times()
+        per_minute = self.counts[-minutes:]
+        points = [SeriesPoint(minute=self.at - timedelta(minutes=len(per_minute) - i), requests=n,
+                              errors_4xx=round(n * ov.error_rate_4xx_pct / 100),
+                              errors_5xx=round(n * ov.error_rate_5xx_pct / 100),
+                              error_rate_4xx_pct=ov.error_rate_4xx_pct, error_rate_5xx_pct=ov.error_rate_5xx_pct,
+                              p50_ms=rt.p50, p95_ms=rt.p95, p99_ms=rt.p99)
+                  for i, n in enumerate(per_minute)]
+        return Series(window_minutes=len(points), start=self.at - timedelta(minutes=len(points)), end=self.at,
+                      backend=self.backend, points=points)
+
     def snapshot(self) -> SignalSnapshot:
         return SignalSnapshot(
             window_minutes=self.window, at=self.at, backend=self.backend, overview=self.overview(),
             status_codes=self.status_codes(), response_times=self.response_times(),
             backends=Backends(**_window(self.window), backends=self.backends), paths=self.paths(),
             termination_states=self.termination_states(), rps=rps(self.counts), saturation=self.sat,
+            servers=self.server_rows(),
         )
 
     def source(self) -> StaticSource:
@@ -203,6 +227,12 @@ class StaticSource:
 
     async def saturation(self, window=WINDOW, at=None, backend=None):
         return self._seen("saturation", window=window, at=at, backend=backend).sat
+
+    async def series(self, minutes=30, at=None, backend=None, limit=10):
+        return self._seen("series", minutes=minutes, at=at, backend=backend, limit=limit).series(minutes)
+
+    async def servers(self, window=WINDOW, at=None, backend=None, limit=20):
+        return self._seen("servers", window=window, at=at, backend=backend, limit=limit).server_rows(limit)
 
 
 def deploy_regression() -> Signals:
