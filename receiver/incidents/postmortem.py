@@ -25,7 +25,7 @@ from agents import Evidence, Report
 
 from ..resources import replace_file
 from . import lifecycle
-from .model import Incident, IncidentSummary
+from .model import Incident, IncidentSummary, TimelineEntry
 from .naming import is_postmortem_file
 
 log = logging.getLogger(__name__)
@@ -253,6 +253,7 @@ class SignalRow:
     threshold: str
     window_minutes: int
     breached: bool | None
+    before: str = "—"  # the same figure before the onset
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,8 +284,18 @@ def signal_rows(report: Report) -> list[SignalRow]:
                 value=format_value(e.value, e.unit),
                 threshold="—" if e.threshold is None else format_value(e.threshold, e.unit),
                 window_minutes=e.window_minutes, breached=breached,
+                before="—" if e.baseline is None else format_value(e.baseline, e.unit),
             ))
     return rows
+
+
+def _onset_entries(report: Report | None) -> list[TimelineEntry]:
+    """The minute the logs show the change, from the latest analysis (it is not an event of the record)."""
+    if report is None or report.onset is None:
+        return []
+    changed = "; ".join(report.onset.changes[:3]) or report.onset.signal
+    return [TimelineEntry(at=report.onset.at, kind="onset",
+                          text=f"Signals changed in the logs: {changed} (first bad minute).")]
 
 
 def impact(report: Report, *, slo_target_pct: float) -> Impact:
@@ -367,7 +378,7 @@ class PostmortemWriter:
             incident=incident, report=report, recheck=incident.recheck,
             impact=impact(report, slo_target_pct=self.slo_target_pct) if report is not None else None,
             slo_target_pct=self.slo_target_pct,
-            timeline=sorted(incident.timeline, key=lambda e: e.at),
+            timeline=sorted([*incident.timeline, *_onset_entries(report)], key=lambda e: e.at),
             runbooks=_runbooks(incident),
         )
         return _with_marker(bounded_document(body))

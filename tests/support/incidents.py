@@ -8,7 +8,7 @@ import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from agents import AnalysisRequest, Evidence, Finding, Provenance, Report, Severity, TokenUsage
+from agents import AnalysisRequest, Evidence, Finding, OnsetSummary, Provenance, Report, Severity, TokenUsage
 from receiver.incidents import AlertStream, Delivery
 from receiver.incidents.notification import Notification
 
@@ -48,12 +48,17 @@ def delivery(name_or_body: str | dict, entry_id: str, received_at: datetime) -> 
 
 def make_report(*, title: str = "5xx errors on backend api", severity: Severity = Severity.critical,
                 at: datetime = T0, window: int = 10, mode: str = "rules", backend: str | None = "api",
-                diagnosis: str = "Backend api answers 5xx to a quarter of its requests since 09:41.") -> Report:
+                diagnosis: str = "Backend api answers 5xx to a quarter of its requests since 09:41.",
+                onset: bool = True) -> Report:
     rules = Provenance(mode="rules", duration_ms=12.0)
     llm = Provenance(mode="llm", model="claude-sonnet-4-6", tokens=TokenUsage(input_tokens=1800, output_tokens=240),
                      duration_ms=4200.0, tool_rounds=2)
     provenance = llm if mode == "llm" else rules
     scope = f"backend={backend}" if backend else None
+    start = at - timedelta(minutes=window)
+    found = OnsetSummary(at=start, signal="errors", scope=scope or "all", rule="5xx rate above 5 % from this minute on",
+                         changes=[f"5xx on {backend or 'all backends'} at {start:%H:%M}"]) if onset else None
+    before = (lambda value: value) if onset else (lambda value: None)
     return Report(
         timestamp=at, overall_severity=severity, title=title, diagnosis=diagnosis,
         recommendations=["Check the last deploy of backend api and roll it back if it matches the onset.",
@@ -63,9 +68,9 @@ def make_report(*, title: str = "5xx errors on backend api", severity: Severity 
                     details="Most failures are 503 answered by HAProxy (termination state SC).",
                     evidence=[
                         Evidence(metric="error_rate_5xx_pct", value=23.4, threshold=5.0, unit="%",
-                                 window_minutes=window, scope=scope),
+                                 window_minutes=window, scope=scope, baseline=before(0.3)),
                         Evidence(metric="error_rate_4xx_pct", value=1.2, threshold=20.0, unit="%",
-                                 window_minutes=window, scope=scope),
+                                 window_minutes=window, scope=scope, baseline=before(1.1)),
                     ], provenance=provenance),
             Finding(specialist="traffic", severity=Severity.ok, summary="Traffic steady at 1200/min.",
                     details="No spike or drop against the 30 min baseline.",
@@ -81,17 +86,18 @@ def make_report(*, title: str = "5xx errors on backend api", severity: Severity 
                         Evidence(metric="latency_p95_ms", value=180.0, threshold=500.0, unit="ms",
                                  window_minutes=window, scope=scope),
                         Evidence(metric="latency_p99_ms", value=420.0, threshold=1000.0, unit="ms",
-                                 window_minutes=window, scope=scope),
+                                 window_minutes=window, scope=scope, baseline=before(390.0)),
                     ], provenance=rules),
         ],
-        window_minutes=window, window_start=at - timedelta(minutes=window), window_end=at, backend=backend,
+        window_minutes=window, window_start=start, window_end=at, backend=backend, onset=found,
+        baseline_start=start - timedelta(minutes=15) if onset else None, baseline_end=start if onset else None,
         synthesis=provenance, tokens=provenance.tokens, duration_ms=provenance.duration_ms + 30,
     )
 
 
 def ok_report(at: datetime = T0) -> Report:
     return make_report(title="All golden signals within thresholds", severity=Severity.ok, at=at, window=5,
-                       diagnosis="Nothing abnormal.")
+                       diagnosis="Nothing abnormal.", onset=False)
 
 
 class FakeAnalysis:
