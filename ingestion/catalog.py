@@ -27,8 +27,9 @@ from .views import (
 )
 
 # window: minutes ending at `at`; at: the end of the window (default now); backend: that backend's
-# requests only; limit: rows per list; minutes: how many one-minute points.
-Parameter = Literal["window", "at", "backend", "limit", "minutes"]
+# requests only; limit: rows per list; minutes: how many one-minute points; route: one route
+# ("POST /api/checkout", as the paths view names it).
+Parameter = Literal["window", "at", "backend", "limit", "minutes", "route"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +48,7 @@ class MetricView:
 
     def read(self, queries: Any, values: Mapping[str, Any]) -> Awaitable[BaseModel]:
         """Run the view on `MetricsQueries`, or anything with its methods, with its parameters from `values`."""
-        return getattr(queries, self.name)(**{name: values[name] for name in self.parameters})
+        return getattr(queries, self.name)(**{name: values[name] for name in self.parameters if name in values})
 
 
 _WINDOW: tuple[Parameter, ...] = ("window", "at", "backend")
@@ -66,9 +67,9 @@ METRIC_VIEWS: tuple[MetricView, ...] = (
     MetricView("termination_states", TerminationStates, _WINDOW,
                "HAProxy termination states (first two characters), overall and per backend"),
     MetricView("rps", Rps, ("minutes", "at", "backend"), "Requests per minute, oldest first, zero-filled"),
-    MetricView("series", Series, ("minutes", "at", "backend", "limit"),
+    MetricView("series", Series, ("minutes", "at", "backend", "limit", "route"),
                "Per minute, oldest first: requests, 4xx/5xx counts and rates, P50/P95/P99 (ms); without a "
-               "backend also each backend's own minutes, busiest first"),
+               "backend also each backend's own minutes, busiest first; with a route, that route's minutes"),
     MetricView("servers", Servers, (*_WINDOW, "limit"),
                "Per server of each backend: requests, 4xx/5xx counts and rates, mean response time, error "
                "status codes and abnormal termination states; most 5xx first"),

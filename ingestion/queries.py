@@ -188,10 +188,12 @@ class MetricsQueries:
         return Rps(minutes=len(points), end=span.end, backend=backend, points=points)
 
     async def series(self, minutes: int = 30, at: datetime | None = None, backend: str | None = None,
-                     limit: int = 10) -> Series:
+                     limit: int = 10, route: str | None = None) -> Series:
         span = self._span(minutes, at)
         if limit < 1:
             raise ValueError("limit must be at least 1")
+        if route is not None:
+            return await self._route_series(span, backend, route)
         each = await self._reader.each_minute(span, _BACKENDS, backend)
         starts = [datetime.fromtimestamp(m * 60, timezone.utc) for m in span.minutes]
         if backend is not None:
@@ -212,6 +214,21 @@ class MetricsQueries:
         ]
         return Series(**self._window(span), points=points, by_backend=by_backend,
                       more_backends=max(0, len(ranked) - limit))
+
+    async def _route_series(self, span: Span, backend: str | None, route: str) -> Series:
+        each = await self._reader.each_minute(span, _PATHS, backend)
+        points = []
+        for minute, merged in zip(span.minutes, each):
+            aggs = [agg for (name, path), agg in merged.paths.items()
+                    if path == route and (backend is None or name == backend)]
+            total = _path_total(aggs) if aggs else PathAgg()
+            p50, p95, p99 = (_finite(le_quantile(total.le, q)) for q in (0.50, 0.95, 0.99))
+            e4, e5 = total.classes.get("4xx", 0), total.classes.get("5xx", 0)
+            points.append(SeriesPoint(
+                minute=datetime.fromtimestamp(minute * 60, timezone.utc), requests=total.n, errors_4xx=e4,
+                errors_5xx=e5, error_rate_4xx_pct=pct(e4, total.n), error_rate_5xx_pct=pct(e5, total.n),
+                p50_ms=p50, p95_ms=p95, p99_ms=p99))
+        return Series(**self._window(span), backend=backend, route=route, points=points)
 
     async def servers(self, window: int = 5, at: datetime | None = None, backend: str | None = None,
                       limit: int = 20) -> Servers:
@@ -310,6 +327,10 @@ def _series_point(minute: datetime, requests: int, e4: int, e5: int, hist: Count
     return SeriesPoint(minute=minute, requests=requests, errors_4xx=e4, errors_5xx=e5,
                        error_rate_4xx_pct=pct(e4, requests), error_rate_5xx_pct=pct(e5, requests),
                        p50_ms=p50, p95_ms=p95, p99_ms=p99)
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or value == float("inf") else value
 
 
 def _path_total(aggs: list[PathAgg]) -> PathAgg:

@@ -139,6 +139,8 @@ class BackendSeries(BaseModel):
 
 class Series(Window):
     backend: str | None = None
+    route: str | None = Field(None, description='With a route ("POST /api/checkout"), its own minutes; '
+                                                'its percentiles are upper bounds of coarse buckets.')
     points: list[SeriesPoint] = Field(description="Oldest first, one per minute, zero-filled.")
     by_backend: list[BackendSeries] = Field(
         default_factory=list,

@@ -40,6 +40,8 @@ class WindowParams(BaseModel):
     backend: str | None = Field(None, min_length=1, max_length=200)
     limit: int = Field(10, ge=1, le=100, description="Rows per list (paths).")
     minutes: int = Field(30, ge=1, le=MAX_WINDOW_MINUTES, description="Points of `/metrics/rps`.")
+    route: str | None = Field(None, min_length=1, max_length=300,
+                              description='One route as `/metrics/paths` names it, e.g. "POST /api/checkout".')
 
     @field_validator("at")
     @classmethod

@@ -115,3 +115,19 @@ async def test_late_lines_for_a_settled_minute_show_in_the_series(store, queries
     assert (await queries.series(minutes=5)).points[0].requests == 3
     await write(store, [record(at(LAST - 4))] * 2)
     assert (await queries.series(minutes=5)).points[0].requests == 5
+
+
+async def test_series_of_a_route_is_that_routes_minutes_on_any_backend_or_one(store, queries):
+    await write(store, [record(at(LAST - 2), backend="checkout", method="POST", path="/api/checkout", status=401,
+                               ta=20)] * 3
+                + [record(at(LAST - 2), backend="checkout", method="POST", path="/api/checkout", ta=120)] * 5
+                + [record(at(LAST - 2), backend="checkout", method="GET", path="/api/cart", status=500)] * 4
+                + [record(at(LAST - 1), backend="canary", method="POST", path="/api/checkout", status=503)] * 2)
+
+    everywhere = await queries.series(minutes=3, route="POST /api/checkout")
+    one = await queries.series(minutes=3, route="POST /api/checkout", backend="checkout")
+
+    assert everywhere.route == "POST /api/checkout" and everywhere.by_backend == []
+    assert [(p.requests, p.errors_4xx, p.errors_5xx) for p in everywhere.points] == [(8, 3, 0), (2, 0, 2), (0, 0, 0)]
+    assert everywhere.points[0].error_rate_4xx_pct == 37.5 and everywhere.points[0].p95_ms is not None
+    assert [(p.requests, p.errors_5xx) for p in one.points] == [(8, 0), (0, 0), (0, 0)]

@@ -28,7 +28,8 @@ from tests.support.incidents import FakeAnalysis, eventually, ok_report, payload
 
 DOC = openapi_document()
 AT = "2026-03-02T09:15:00Z"
-PARAMETER_VALUES = {"window": "15", "at": AT, "backend": "api", "limit": "5", "minutes": "10"}
+PARAMETER_VALUES = {"window": "15", "at": AT, "backend": "api", "limit": "5", "minutes": "10",
+                    "route": "POST /api/checkout"}
 TOKENS = {"ingest_token": "ingest-secret", "analyze_token": "analyze-secret", "webhook_token": "webhook-secret",
           "read_token": "read-secret"}
 
