@@ -51,7 +51,12 @@ def _with_baseline(e: Evidence, base: Baseline) -> Evidence:
 
 
 def baseline_value(metric: str, scope: str | None, base: Baseline) -> float | None:
-    """The baseline's figure for a metric on a scope ("all", "backend=api"); None where it has none."""
+    """The baseline's figure for a metric on a scope ("all", "backend=api", "route=…"); None where it has none."""
+    if scope is not None and scope.startswith("route="):
+        rates = base.routes.get(scope[6:])
+        if rates is None or metric not in ("error_rate_4xx_pct", "error_rate_5xx_pct"):
+            return None
+        return rates[0] if metric == "error_rate_4xx_pct" else rates[1]
     if scope is None or scope == "all" or (scope.startswith("backend=") and base.overview.backend == scope[8:]):
         if base.overview.total_requests == 0:
             return None
@@ -82,17 +87,22 @@ def _lead(assessment: Assessment, evidence: tuple[Evidence, ...], snapshot: Sign
         wanted = ("latency_p95_ms", "latency_p99_ms")
     if assessment.specialist == "errors" and assessment.headline and "5xx" not in assessment.headline:
         wanted = ("error_rate_4xx_pct", "error_rate_5xx_pct")
-    culprit = wording.scope_label(assessment.backend or snapshot.backend)
+    routes = [f"route={c.route}" for c in assessment.causes if c.route]
+    preferred = [*routes[:1], wording.scope_label(assessment.backend or snapshot.backend)]
     candidates = [e for metric in wanted for e in evidence
                   if e.metric == metric and e.baseline is not None and e.value is not None]
-    return next((e for e in candidates if e.scope == culprit), candidates[0] if candidates else None)
+    for scope in preferred:
+        found = next((e for e in candidates if e.scope == scope), None)
+        if found is not None:
+            return found
+    return candidates[0] if candidates else None
 
 
 def _change_text(e: Evidence, snapshot: SignalSnapshot) -> str:
     """ "5xx 0.3 % → 12 % since 16:41 (api)"; after a resolution, "… before 16:35 → … now"."""
     name = _NAMES[e.metric]
     before, after = _fmt(e.metric, e.baseline), _fmt(e.metric, e.value)
-    where = f" ({e.scope[8:]})" if e.scope and e.scope.startswith("backend=") else ""
+    where = f" ({e.scope.partition('=')[2]})" if e.scope and e.scope.startswith(("backend=", "route=")) else ""
     if snapshot.onset is not None:
         return f"{name} {before} \u2192 {after} since {_hhmm(snapshot.onset.minute)}{where}"
     assert snapshot.baseline is not None

@@ -143,6 +143,9 @@ def evaluate_errors(s: SignalSnapshot, t: Thresholds) -> Assessment:
             evidence.append(Evidence(metric=f"status_{code}_pct", value=round(share, 2),
                                      threshold=t.error_rate_4xx_pct, unit="%", window_minutes=window,
                                      scope=f"route={route.route}"))
+            evidence.append(Evidence(metric="error_rate_4xx_pct", value=route.error_rate_4xx_pct,
+                                     threshold=t.error_rate_4xx_pct, unit="%", window_minutes=window,
+                                     scope=f"route={route.route}"))
             kind = _CLIENT_CODE_KINDS.get(code, "client_errors")
             label = {"auth_failures": f"{code} auth failures", "not_found": "404 not found",
                      "rate_limited": "429 rate limiting"}.get(kind, f"{code} client errors")

@@ -18,7 +18,7 @@ and there is no baseline to compare with.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from statistics import median
 
@@ -43,11 +43,12 @@ class SignalChange:
     backend: str | None  # None: the whole site
     minute: datetime  # start of the first bad minute
     rule: str  # how it was found, in words
+    route: str | None = None  # set when the change is one route's
 
     @property
     def label(self) -> str:
-        """"5xx on api", "P95 latency on all backends"."""
-        return f"{_METRIC_NAMES[self.metric]} on {self.backend or 'all backends'}"
+        """"5xx on api", "P95 latency on all backends", "4xx on POST /api/checkout"."""
+        return f"{_METRIC_NAMES[self.metric]} on {self.route or self.backend or 'all backends'}"
 
 
 _METRIC_NAMES = {
@@ -58,12 +59,18 @@ _METRIC_NAMES = {
 }
 
 
-def find_changes(series: Series, t: Thresholds, *, at: datetime) -> list[SignalChange]:
-    """Every signal of every scope in `series` (the site and each backend) whose onset is in view, earliest first."""
+def find_changes(series: Series, t: Thresholds, *, at: datetime, routes: Sequence[Series] = ()) -> list[SignalChange]:
+    """Every signal of every scope in `series` (the site, each backend) and `routes` whose onset is in view.
+
+    Earliest first. A route's own minutes are looked at for its error rates only.
+    """
     scopes: list[tuple[str | None, Sequence[SeriesPoint]]] = [(series.backend, series.points)]
     scopes += [(row.backend, row.points) for row in series.by_backend]
     changes = [change for backend, points in scopes for change in scope_changes(points, t, at=at, backend=backend)]
-    return sorted(changes, key=lambda c: (c.minute, c.backend is None, c.backend or ""))
+    for route in routes:
+        changes += [replace(change, route=route.route) for change in
+                    scope_changes(route.points, t, at=at, backend=route.backend) if change.signal == "errors"]
+    return sorted(changes, key=lambda c: (c.minute, c.backend is None, c.backend or "", c.route or ""))
 
 
 def scope_changes(points: Sequence[SeriesPoint], t: Thresholds, *, at: datetime,

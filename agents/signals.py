@@ -31,6 +31,7 @@ TRAFFIC_HISTORY_MINUTES = 30
 SERIES_MINUTES = 60
 SERIES_BACKENDS = 20
 SERVER_ROWS = 50
+ROUTE_SERIES = 3  # routes above an error threshold whose own minutes are searched for an onset
 _MIN_BASELINE_MINUTES = 3
 
 
@@ -67,7 +68,8 @@ class SignalSource(Protocol):
     ) -> Saturation: ...
 
     async def series(
-        self, minutes: int = ..., at: datetime | None = ..., backend: str | None = ..., limit: int = ...
+        self, minutes: int = ..., at: datetime | None = ..., backend: str | None = ..., limit: int = ...,
+        route: str | None = ...,
     ) -> Series: ...
 
     async def servers(
@@ -88,6 +90,7 @@ class Baseline:
     overview: Overview
     response_times: ResponseTimes
     backends: Backends
+    routes: dict[str, tuple[float, float]] = field(default_factory=dict)  # route -> (4xx %, 5xx %)
 
     @property
     def start(self) -> datetime:
@@ -137,6 +140,7 @@ class Onset:
     baseline_end: datetime | None
     baseline_minutes: int
     series: Series | None = None
+    route_series: tuple[Series, ...] = ()
 
 
 async def locate_onset(source: SignalSource, scope: ResolvedScope, t: Thresholds) -> Onset:
@@ -148,20 +152,32 @@ async def locate_onset(source: SignalSource, scope: ResolvedScope, t: Thresholds
     if scope.baseline_before is not None:
         return Onset(scope, None, (), scope.baseline_before, BASELINE_MINUTES)
     try:
-        series = await source.series(minutes=SERIES_MINUTES, at=scope.at, backend=scope.backend,
-                                     limit=SERIES_BACKENDS)
+        series, paths = await asyncio.gather(
+            source.series(minutes=SERIES_MINUTES, at=scope.at, backend=scope.backend, limit=SERIES_BACKENDS),
+            source.paths(window=scope.window_minutes, at=scope.at, backend=scope.backend, limit=10),
+        )
+        routes = await asyncio.gather(*(
+            source.series(minutes=SERIES_MINUTES, at=scope.at, backend=scope.backend, limit=1, route=route)
+            for route in failing_routes(paths, t, scope.window_minutes)[:ROUTE_SERIES]))
     except Exception as exc:  # any store or query error means no signals, whatever its type
         raise SignalsUnavailable(f"{type(exc).__name__}: {exc}") from exc
-    changes = tuple(find_changes(series, t, at=scope.at))
+    changes = tuple(find_changes(series, t, at=scope.at, routes=routes))
     first = earliest(changes, scope.backend)
     if first is None:
-        return Onset(scope, None, changes, None, 0, series)
+        return Onset(scope, None, changes, None, 0, series, tuple(routes))
     since = max(1, math.ceil((scope.at - first.minute).total_seconds() / 60))
     in_view = int((first.minute - series.start).total_seconds() // 60)
     baseline = min(BASELINE_MINUTES, in_view)
     narrowed = scope.model_copy(update={"window_minutes": since})
     return Onset(narrowed, first, changes, first.minute if baseline >= _MIN_BASELINE_MINUTES else None, baseline,
-                 series)
+                 series, tuple(routes))
+
+
+def failing_routes(paths: Paths, t: Thresholds, window: int) -> list[str]:
+    """Routes above an error-rate threshold over the window, with enough requests to mean it; most errors first."""
+    floor = t.min_requests_per_minute * window
+    return [p.route for p in paths.top_by_errors if p.requests >= floor
+            and (p.error_rate_4xx_pct > t.error_rate_4xx_pct or p.error_rate_5xx_pct > t.error_rate_5xx_pct)]
 
 
 async def collect_signals(source: SignalSource, scope: ResolvedScope, onset: Onset | None = None) -> SignalSnapshot:
@@ -179,7 +195,7 @@ async def collect_signals(source: SignalSource, scope: ResolvedScope, onset: Ons
         source.servers(window=window, at=at, backend=backend, limit=SERVER_ROWS),
     ]
     if onset is not None and onset.baseline_end is not None:
-        reads.append(_read_baseline(source, onset.baseline_end, onset.baseline_minutes, backend))
+        reads.append(_read_baseline(source, onset, backend))
     try:
         results = await asyncio.gather(*reads)
     except Exception as exc:  # any store or query error means no signals, whatever its type
@@ -191,7 +207,9 @@ async def collect_signals(source: SignalSource, scope: ResolvedScope, onset: Ons
                           changes=onset.changes if onset else (), baseline=before)
 
 
-async def _read_baseline(source: SignalSource, end: datetime, window: int, backend: str | None) -> Baseline:
+async def _read_baseline(source: SignalSource, onset: Onset, backend: str | None) -> Baseline:
+    end, window = onset.baseline_end, onset.baseline_minutes
+    assert end is not None
     # A view's window ends with the minute before `at` when `at` is on a minute's boundary,
     # so a baseline ending at the onset minute leaves that minute out.
     overview, response_times, backends = await asyncio.gather(
@@ -199,4 +217,12 @@ async def _read_baseline(source: SignalSource, end: datetime, window: int, backe
         source.response_times(window=window, at=end, backend=backend),
         source.backends(window=window, at=end),
     )
-    return Baseline(end, window, overview, response_times, backends)
+    start = end - timedelta(minutes=window)
+    routes = {}
+    for row in onset.route_series:
+        before = [p for p in row.points if start <= p.minute < end]
+        requests = sum(p.requests for p in before)
+        if row.route and requests:
+            routes[row.route] = (round(100.0 * sum(p.errors_4xx for p in before) / requests, 3),
+                                 round(100.0 * sum(p.errors_5xx for p in before) / requests, 3))
+    return Baseline(end, window, overview, response_times, backends, routes)

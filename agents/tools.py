@@ -27,6 +27,8 @@ _ARGUMENTS: dict[str, tuple[Any, Any]] = {
     "backend": (str | None, Field(None, max_length=200, description="One backend; default: the analysed scope.")),
     "limit": (int, Field(10, ge=1, le=25, description="Rows per list.")),
     "minutes": (int, Field(30, ge=5, le=360, description="How many minutes of requests per minute, ending at `at`.")),
+    "route": (str | None, Field(None, max_length=300,
+                                description='One route as the paths tool names it, e.g. "POST /api/checkout".')),
 }
 
 

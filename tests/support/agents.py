@@ -228,8 +228,9 @@ class StaticSource:
     async def saturation(self, window=WINDOW, at=None, backend=None):
         return self._seen("saturation", window=window, at=at, backend=backend).sat
 
-    async def series(self, minutes=30, at=None, backend=None, limit=10):
-        return self._seen("series", minutes=minutes, at=at, backend=backend, limit=limit).series(minutes)
+    async def series(self, minutes=30, at=None, backend=None, limit=10, route=None):
+        return self._seen("series", minutes=minutes, at=at, backend=backend, limit=limit,
+                          route=route).series(minutes)
 
     async def servers(self, window=WINDOW, at=None, backend=None, limit=20):
         return self._seen("servers", window=window, at=at, backend=backend, limit=limit).server_rows(limit)
