@@ -25,12 +25,20 @@ from itertools import accumulate
 
 from ingestion.records import LogRecord
 
-SCENARIOS = ("baseline", "deploy-regression", "auth-regression", "outage", "traffic-spike")
+SCENARIOS = (
+    "baseline", "deploy-regression", "auth-regression", "outage", "traffic-spike",
+    "backend-spike", "server-refusing", "latency-creep", "quiet-broken-backend",
+)
 
 CONNECT_TIMEOUT_MS = 500
 SERVER_TIMEOUT_MS = 2000
 MAX_RETRIES = 3
 OUTAGE_MIN_MINUTES = 6
+# The quiet backend's traffic, well under any alerting floor (a floor of 10 a minute is usual).
+QUIET_REQUESTS_PER_MINUTE = 2.0
+# How much slower the creeping backend is by the run's last minute; it gets there at a steady
+# rate a minute, so that each minute is slower than the one before by the same ratio.
+CREEP_FACTOR_AT_END = 6.0
 # HAProxy waits min(timeout connect, 1s) before retrying a refused connection.
 _RETRY_DELAY_MS = min(CONNECT_TIMEOUT_MS, 1000)
 
@@ -44,6 +52,7 @@ class ScenarioTimeline:
     end: datetime | None  # when it stops; the end of the run if it lasts
     backend: str | None  # where it shows, if on one backend
     symptom: str
+    server: str | None = None  # the one server of `backend` at fault, if one is
 
 
 def scenario_timeline(scenario: str, start: datetime, minutes: int) -> ScenarioTimeline:
@@ -57,6 +66,7 @@ def scenario_timeline(scenario: str, start: datetime, minutes: int) -> ScenarioT
         end=None if end is None else start + timedelta(minutes=end),
         backend=backend,
         symptom=symptom,
+        server=_SERVERS.get(scenario),
     )
 
 
@@ -193,7 +203,22 @@ _SYMPTOMS: dict[str, tuple[str | None, str]] = {
     "auth-regression": ("checkout", "about 25% of POST /api/checkout answer 401"),
     "outage": (None, "no requests are logged at all"),
     "traffic-spike": (None, "about five times the usual traffic, mostly on web and static"),
+    "backend-spike": ("web", "about five times the usual traffic on web alone; the other backends as usual"),
+    "server-refusing": (
+        "web",
+        "web-2 refuses connections: its requests end 503 (SC--) after 3 retries; web-1 and web-3 stay healthy",
+    ),
+    "latency-creep": (
+        "checkout",
+        f"checkout's response time grows minute by minute, about {CREEP_FACTOR_AT_END:g} times the usual by the end",
+    ),
+    "quiet-broken-backend": (
+        "admin",
+        f"admin, at about {QUIET_REQUESTS_PER_MINUTE:g} requests a minute, answers 503 (SC--) to every request; "
+        "too little traffic to matter, the rest of the site is healthy",
+    ),
 }
+_SERVERS = {"server-refusing": "web-2"}
 
 
 def _check_scenario(scenario: str, minutes: int) -> None:
@@ -219,7 +244,7 @@ def _incident_minutes(scenario: str, minutes: int) -> tuple[int | None, int | No
         # silence, and the silence runs past any "no data" alert's wait.
         return max(3, minutes - OUTAGE_MIN_MINUTES - 1), minutes
     onset = minutes // 3
-    if scenario == "traffic-spike":
+    if scenario in ("traffic-spike", "backend-spike"):
         return onset, min(minutes, onset + max(2, min(5, minutes // 3)))
     return onset, minutes
 
@@ -235,6 +260,12 @@ class _Conditions:
     api_failure_share: float  # api requests failing outright
     checkout_denied_share: float  # POST /api/checkout answered 401
     connections: dict[str, float]  # concurrent requests per backend (Little's law)
+    spike_backend: str | None = None  # where all of the spike's extra traffic goes, if on one backend
+    refusing_server: str | None = None  # a server that refuses every connection
+    slow_backend: str | None = None  # a backend whose response time is `slow_factor` times the usual
+    slow_factor: float = 1.0
+    quiet_rate: float = 0.0  # requests per second to the quiet backend, included in `rate`
+    broken_backend: str | None = None  # a backend that answers 503 to everything
 
     @property
     def in_flight(self) -> float:
@@ -253,6 +284,9 @@ def _conditions(
     api_slow_share = 0.0
     api_failure_share = 0.0
     checkout_denied_share = 0.0
+    spike_backend = refusing_server = slow_backend = broken_backend = None
+    slow_factor = 1.0
+    quiet_rate = 0.0
     if during and scenario == "outage":
         return None
     if during and scenario == "traffic-spike":
@@ -265,13 +299,32 @@ def _conditions(
         api_failure_share = 0.08 + 0.14 * progress
     if during and scenario == "auth-regression":
         checkout_denied_share = 0.25
+    if during and scenario == "backend-spike":
+        spike_backend = "web"
+        extra = 4 * _BY_NAME[spike_backend].share  # four extra requests for each usual one of web
+        spike_share = extra / (1 + extra)
+        rate *= 1 + extra
+    if during and scenario == "server-refusing":
+        refusing_server = _SERVERS[scenario]
+    if during and scenario == "latency-creep":
+        slow_backend = "checkout"
+        slow_factor = CREEP_FACTOR_AT_END ** ((minute - onset + 1) / (end - onset))
+    if scenario == "quiet-broken-backend":
+        quiet_rate = QUIET_REQUESTS_PER_MINUTE / 60
+        rate += quiet_rate
+        broken_backend = _ADMIN.name if during else None
     connections = {}
     for backend in _BACKENDS:
-        backend_rate = rate * ((1 - spike_share) * backend.share + spike_share * backend.spike_share)
+        spike_weight = backend.spike_share if spike_backend is None else float(backend.name == spike_backend)
+        backend_rate = rate * ((1 - spike_share) * backend.share + spike_share * spike_weight)
         typical_ms = backend.response_ms * latency_factor * 1.3
         if backend.name == "api":
             typical_ms += (api_slow_share * 1500) + (api_failure_share * SERVER_TIMEOUT_MS)
+        if backend.name == slow_backend:
+            typical_ms *= slow_factor
         connections[backend.name] = backend_rate * typical_ms / 1000
+    if quiet_rate:
+        connections[_ADMIN.name] = quiet_rate * _ADMIN.response_ms * 1.3 / 1000
     return _Conditions(
         rate=rate,
         spike_share=spike_share,
@@ -280,6 +333,12 @@ def _conditions(
         api_failure_share=api_failure_share,
         checkout_denied_share=checkout_denied_share,
         connections=connections,
+        spike_backend=spike_backend,
+        refusing_server=refusing_server,
+        slow_backend=slow_backend,
+        slow_factor=slow_factor,
+        quiet_rate=quiet_rate,
+        broken_backend=broken_backend,
     )
 
 
@@ -407,9 +466,19 @@ _BACKENDS = (
         ),
     ),
 )
+# A backend only one scenario has, so that the others draw exactly as before it existed.
+_ADMIN = _Backend(
+    "admin", ("admin-1",), share=0.0, spike_share=0.0, response_ms=25, spread=0.4,
+    routes=(
+        _Route("GET", "/admin/orders?page={page}", 50, 6_000),
+        _Route("GET", "/admin/users/{user}", 30, 900),
+        _Route("POST", "/admin/items/{item}", 20, 300),
+    ),
+)
+_BY_NAME = {b.name: b for b in (*_BACKENDS, _ADMIN)}
 _USUAL_WEIGHTS = tuple(accumulate(b.share for b in _BACKENDS))
 _SPIKE_WEIGHTS = tuple(accumulate(b.spike_share for b in _BACKENDS))
-_ROUTE_WEIGHTS = {b.name: tuple(accumulate(r.weight for r in b.routes)) for b in _BACKENDS}
+_ROUTE_WEIGHTS = {b.name: tuple(accumulate(r.weight for r in b.routes)) for b in _BY_NAME.values()}
 
 _HTTPS_SHARE = 0.85
 
@@ -427,8 +496,15 @@ def _request(
     rng: random.Random, ts_ms: int, conditions: _Conditions, site: _Site
 ) -> tuple[LogRecord, int]:
     """One request at ``ts_ms`` under ``conditions``, and the client port it came from."""
-    spike = rng.random() < conditions.spike_share
-    backend = rng.choices(_BACKENDS, cum_weights=_SPIKE_WEIGHTS if spike else _USUAL_WEIGHTS)[0]
+    if conditions.quiet_rate and rng.random() < conditions.quiet_rate / conditions.rate:
+        backend = _ADMIN
+    elif rng.random() < conditions.spike_share:
+        if conditions.spike_backend is not None:
+            backend = _BY_NAME[conditions.spike_backend]
+        else:
+            backend = rng.choices(_BACKENDS, cum_weights=_SPIKE_WEIGHTS)[0]
+    else:
+        backend = rng.choices(_BACKENDS, cum_weights=_USUAL_WEIGHTS)[0]
     route = rng.choices(backend.routes, cum_weights=_ROUTE_WEIGHTS[backend.name])[0]
     path = route.template.format_map(_Placeholders(rng, site)) if "{" in route.template else route.template
     outcome = _outcome(rng, backend, route, path, conditions)
@@ -437,12 +513,16 @@ def _request(
     # Besides the requests in flight, the frontends hold idle keep-alive connections.
     actconn = 1 + int(rng.uniform(0.9, 1.1) * (conditions.in_flight + conditions.rate * 0.3))
     beconn = 1 + int(rng.uniform(0.7, 1.3) * conditions.connections[backend.name])
+    client_ip = rng.choice(site.clients)
+    server = rng.choice(backend.servers)
+    if server == conditions.refusing_server:
+        outcome = _refused_by_server(rng, outcome)
     record = LogRecord(
         ts=ts_ms / 1000,
-        client_ip=rng.choice(site.clients),
+        client_ip=client_ip,
         frontend="fe_https~" if https else "fe_http",
         backend=backend.name,
-        server=rng.choice(backend.servers),
+        server=server,
         method=route.method,
         path=path,
         status=outcome.status,
@@ -489,6 +569,8 @@ def _outcome(
         time_connect=int(rng.expovariate(1 / 0.7)),
     )
     median_ms = backend.response_ms * conditions.latency_factor
+    if backend.name == conditions.slow_backend:
+        median_ms *= conditions.slow_factor
     response_ms = rng.lognormvariate(math.log(median_ms), backend.spread)
     body = route.body_bytes
 
@@ -503,7 +585,9 @@ def _outcome(
         failing = rng.random() < conditions.api_failure_share
 
     draw = rng.random()
-    if failing and rng.random() < 0.3:
+    if backend.name == conditions.broken_backend:
+        _refused(out)  # every server of the backend down
+    elif failing and rng.random() < 0.3:
         _refused(out)  # servers restarting in a loop
     elif failing or response_ms >= SERVER_TIMEOUT_MS:
         out.status, out.termination_state = 504, "sH--"
@@ -529,7 +613,22 @@ def _outcome(
         data_ms = int(rng.expovariate(1 / (0.5 + out.bytes_sent / 200_000)))
         out.time_active = setup + out.time_connect + out.time_response + data_ms
         return out
-    # The server never answered: HAProxy sends its own error page.
+    _unanswered(rng, out)
+    return out
+
+
+def _refused_by_server(rng: random.Random, planned: _Outcome) -> _Outcome:
+    """What becomes of a request sent to a server that refuses connections."""
+    out = _Outcome(status=503, time_request=planned.time_request, time_queue=planned.time_queue,
+                   backend_queue=planned.backend_queue)
+    _refused(out)
+    _unanswered(rng, out)
+    return out
+
+
+def _unanswered(rng: random.Random, out: _Outcome) -> None:
+    """The server never answered: HAProxy sends its own error page."""
+    setup = out.time_request + out.time_queue
     out.time_response = -1
     out.bytes_sent = _ERROR_PAGE_BYTES[out.status]
     if out.termination_state == "SC--":
@@ -538,7 +637,6 @@ def _outcome(
         out.time_active = setup + out.time_connect + SERVER_TIMEOUT_MS + rng.randint(0, 3)
     else:
         out.time_active = setup + out.time_connect + int(rng.expovariate(1 / 30))
-    return out
 
 
 def _refused(out: _Outcome) -> None:
