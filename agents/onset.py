@@ -3,13 +3,18 @@
 The rule is meant to be read out to an on-call engineer:
 
 - a minute is *bad* when its own figure crosses the signal's threshold (5xx rate, 4xx rate, P95 or
-  P99), or, for traffic, when its requests are `traffic_spike_factor` times above or below the
-  median of the minutes before;
-- minutes with fewer requests than the traffic floor say nothing either way and are skipped;
-- the onset is the first minute of the last run of bad minutes, a single healthy minute inside the
-  run not breaking it, provided the run is still going on (or ended within the last few minutes);
-- a latency run is then taken back over the minutes that were already clearly above the baseline
-  (`STEP_FACTOR` times the median before them): a creep starts before it crosses a threshold.
+  P99); an error rate also when it is above half its threshold and `RATE_STEP` times the median
+  minute of the oldest third of the view, as long as the run crosses the threshold somewhere; for traffic, when its
+  requests are `traffic_spike_factor` times above or below the median of the minutes before;
+- minutes with fewer requests than the traffic floor say nothing either way and are skipped, and so
+  do rates resting on fewer than `MIN_ERRORS` errors and percentiles on too few requests to mean
+  anything (a P99 of fifty requests is their slowest one);
+- the onset is the first minute of the last run of at least two bad minutes, a single healthy
+  minute inside the run not breaking it, provided the run is still going on (or ended within the
+  last few minutes);
+- a latency run is then taken back over the minutes that were already above every minute of the
+  baseline before them (by `STEP_MARGIN`), when there are at least two: a creep starts before it
+  crosses a threshold, while one such minute just before a step is as likely noise.
 
 A run that reaches back to the first minute in view has no onset in view: it started earlier,
 and there is no baseline to compare with.
@@ -17,7 +22,7 @@ and there is no baseline to compare with.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from statistics import median
@@ -27,11 +32,19 @@ from ingestion import Series, SeriesPoint
 from .config import Thresholds
 from .report import Specialist
 
-STEP_FACTOR = 1.5
 BASELINE_MINUTES = 15
 _MIN_BASELINE_MINUTES = 3
 # How many healthy minutes may follow a run for it to still count as the current one.
 _RECENT_MINUTES = 3
+_MIN_STEP_MINUTES = 2
+_MIN_RUN_MINUTES = 2
+_MIN_STEP_BASELINE = 6
+STEP_MARGIN = 1.1
+RATE_STEP = 3.0
+MIN_ERRORS = 3
+# Requests a minute needs before its P95 or its P99 says anything.
+_P95_REQUESTS = 20
+_P99_REQUESTS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,28 +94,35 @@ def scope_changes(points: Sequence[SeriesPoint], t: Thresholds, *, at: datetime,
     floor = t.min_requests_per_minute
     found: list[SignalChange] = []
 
-    def rated(value: Callable[[SeriesPoint], float | None]) -> list[float | None]:
-        return [value(p) if p.requests >= floor else None for p in ended]
-
-    for metric, values, limit in (
-        ("error_rate_5xx_pct", rated(lambda p: p.error_rate_5xx_pct), t.error_rate_5xx_pct),
-        ("error_rate_4xx_pct", rated(lambda p: p.error_rate_4xx_pct), t.error_rate_4xx_pct),
+    for metric, errors, limit in (
+        ("error_rate_5xx_pct", lambda p: (p.errors_5xx, p.error_rate_5xx_pct), t.error_rate_5xx_pct),
+        ("error_rate_4xx_pct", lambda p: (p.errors_4xx, p.error_rate_4xx_pct), t.error_rate_4xx_pct),
     ):
-        start = _run_start([v is not None and v > limit if v is not None else None for v in values])
+        rates = [errors(p) for p in ended]
+        usual = _usual([rate for (_, rate), p in zip(rates, ended) if p.requests >= floor])
+        bad: list[bool | None] = []
+        for p, (count, rate) in zip(ended, rates):
+            above = rate > limit or (rate > limit / 2 and rate > RATE_STEP * usual)
+            # Too few requests, or above on a handful of errors: the minute says nothing.
+            bad.append(None if p.requests < floor or (above and count < MIN_ERRORS) else above)
+        start = _run_start(bad)
+        if start is not None and not any(rate > limit for _, rate in rates[start:]):
+            start = None  # a step that never crossed the threshold is not this signal's incident
         if start is not None:
             found.append(SignalChange("errors", metric, backend, ended[start].minute,
                                       f"{_METRIC_NAMES[metric]} rate above {limit:g} % from this minute on"))
 
-    p95 = rated(lambda p: p.p95_ms)
-    p99 = rated(lambda p: p.p99_ms)
+    p95 = [p.p95_ms if p.requests >= max(floor, _P95_REQUESTS) else None for p in ended]
+    p99 = [p.p99_ms if p.requests >= max(floor, _P99_REQUESTS) else None for p in ended]
     slow = [None if a is None else (a > t.latency_p95_ms or (b is not None and b > t.latency_p99_ms))
             for a, b in zip(p95, p99)]
     start = _run_start(slow)
     if start is not None:
         stepped = _step_back(p95, start)
-        rule = (f"P95 above {t.latency_p95_ms:g} ms or P99 above {t.latency_p99_ms:g} ms"
-                + (f", and already {STEP_FACTOR:g}\u00d7 its baseline {start - stepped} min before"
-                   if stepped < start else "") + " from this minute on")
+        crossing = f"P95 above {t.latency_p95_ms:g} ms or P99 above {t.latency_p99_ms:g} ms"
+        rule = (f"{crossing} from this minute on" if stepped == start else
+                f"latency above every minute of its baseline from this minute on, and {crossing} "
+                f"from {start - stepped} min later")
         found.append(SignalChange("latency", "latency_p95_ms", backend, ended[stepped].minute, rule))
 
     counts = [p.requests for p in complete]
@@ -131,23 +151,32 @@ def _run_start(bad: Sequence[bool | None]) -> int | None:
             break
     if start == 0:
         return None  # bad since the first minute in view: the onset is earlier
+    if sum(1 for k in range(start, last_bad + 1) if bad[known[k]]) < _MIN_RUN_MINUTES:
+        return None  # one bad minute is a blip, not an onset
     return known[start]
 
 
+def _usual(values: Sequence[float]) -> float:
+    """The median of the oldest third of the minutes in view: before an incident of less than two thirds of it."""
+    if not values:
+        return 0.0
+    return float(median(values[: max(5, len(values) // 3)]))
+
+
 def _step_back(values: Sequence[float | None], start: int) -> int:
-    """Walk back from `start` over the minutes already `STEP_FACTOR` times above the baseline before them."""
+    """Walk back from `start` over the minutes above every minute of the baseline before them."""
     known_before = [v for v in values[max(0, start - BASELINE_MINUTES):start] if v is not None]
-    if len(known_before) < _MIN_BASELINE_MINUTES + 1:
+    if len(known_before) < 2 * _MIN_STEP_BASELINE:
         return start
-    # The oldest part of the view is the baseline; the minutes just before a crossing may be creeping.
-    base = median(known_before[: max(_MIN_BASELINE_MINUTES, len(known_before) // 2)])
+    # The oldest half of the minutes before the crossing is the baseline: the later ones may be creeping.
+    ceiling = STEP_MARGIN * max(known_before[: max(_MIN_STEP_BASELINE, len(known_before) // 2)])
     index = start
     while index > 1:
         value = values[index - 1]
-        if value is None or value <= STEP_FACTOR * base:
+        if value is None or value <= ceiling:
             break
         index -= 1
-    return index
+    return index if start - index >= _MIN_STEP_MINUTES else start
 
 
 def _traffic_run_start(counts: Sequence[int], t: Thresholds) -> int | None:

@@ -31,6 +31,8 @@ TRAFFIC_HISTORY_MINUTES = 30
 SERIES_MINUTES = 60
 SERIES_BACKENDS = 20
 SERVER_ROWS = 50
+# An onset in the last minutes still gets a window of a few: a percentile of one minute is noise.
+MIN_SINCE_MINUTES = 3
 ROUTE_SERIES = 3  # routes above an error threshold whose own minutes are searched for an onset
 _MIN_BASELINE_MINUTES = 3
 
@@ -165,7 +167,7 @@ async def locate_onset(source: SignalSource, scope: ResolvedScope, t: Thresholds
     first = earliest(changes, scope.backend)
     if first is None:
         return Onset(scope, None, changes, None, 0, series, tuple(routes))
-    since = max(1, math.ceil((scope.at - first.minute).total_seconds() / 60))
+    since = max(MIN_SINCE_MINUTES, math.ceil((scope.at - first.minute).total_seconds() / 60))
     in_view = int((first.minute - series.start).total_seconds() // 60)
     baseline = min(BASELINE_MINUTES, in_view)
     narrowed = scope.model_copy(update={"window_minutes": since})

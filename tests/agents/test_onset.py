@@ -117,12 +117,26 @@ def test_traffic_spikes_and_drops_against_the_median_before(factor, found):
 
 
 def test_the_partial_current_minute_counts_for_rates_once_it_has_enough_requests():
-    points = healthy(30) + [point(30, e5=40)]
-    now = minute(30) + timedelta(seconds=40)
+    points = healthy(30) + [point(30, e5=40), point(31, requests=120, e5=20)]
+    now = minute(31) + timedelta(seconds=25)
 
     change = by_signal(scope_changes(points, T, at=now))[("errors", "error_rate_5xx_pct")]
 
     assert change.minute == minute(30)
+
+
+def test_one_bad_minute_is_a_blip_not_an_onset():
+    points = healthy(30) + [point(30), point(31, e5=40)]
+
+    assert scope_changes(points, T, at=at_end(points)) == []
+
+
+def test_rates_on_a_handful_of_errors_and_percentiles_on_a_handful_of_requests_say_nothing():
+    few_errors = healthy(30, requests=30, e5=0) + [point(30 + i, requests=30, e5=2) for i in range(4)]  # 6.7 %
+    slowest_of_fifty = healthy(30, requests=50) + [point(30 + i, requests=50, p99=1500.0) for i in range(4)]
+
+    assert scope_changes(few_errors, T, at=at_end(few_errors)) == []
+    assert scope_changes(slowest_of_fifty, T, at=at_end(slowest_of_fifty)) == []
 
 
 def test_every_backend_is_looked_at_and_the_earliest_change_of_a_backend_is_its_onset():
