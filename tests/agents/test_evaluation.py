@@ -8,7 +8,7 @@ import pytest
 from redis.asyncio import Redis
 
 from agents import AnalysisConfig
-from agents.evaluation import EvalRow, format_eval_table, run_eval
+from agents.evaluation import SCENARIOS, EvalRow, format_eval_table, run_eval
 from receiver.embedded_redis import find_redis_server
 from tests.support.redis_server import RedisServer
 
@@ -23,9 +23,23 @@ async def test_each_expectation_of_a_scenario_is_a_row(fake_redis):
         ("baseline", "errors", "ok", "ok", True),
         ("baseline", "saturation", "ok", "ok", True),
         ("baseline", "traffic", "ok", "ok", True),
+        ("baseline", "culprit", "none", "none", True),
         ("outage", "traffic", "critical", "critical", True),
+        ("outage", "onset", "09:05", "09:05", True),
     ]
     assert {r.mode for r in rows} == {"rules"}
+
+
+@pytest.mark.integration
+async def test_every_scenario_passes_on_the_rules_alone(real_redis):
+    scenarios = [name for name in SCENARIOS if name != "redis-saturation"]
+
+    rows = await run_eval(real_redis, config=AnalysisConfig(), scenarios=scenarios)
+
+    assert [r for r in rows if not r.passed] == []
+    checked = {(r.scenario, r.signal) for r in rows}
+    assert {("server-refusing", "errors"), ("two-alerts-one-backend", "title"), ("latency-creep", "onset"),
+            ("quiet-broken-backend", "culprit"), ("backend-spike", "culprit")} <= checked
 
 
 async def test_redis_saturation_is_skipped_without_a_dedicated_redis(fake_redis):
