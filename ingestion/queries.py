@@ -43,6 +43,8 @@ _PATHS = frozenset({"totals", "paths"})
 _SATURATION = frozenset({"totals", "backends", "maxima"})
 # A window over more backends than this (a day of many of them) has its figures computed in a thread.
 _MANY_BACKENDS = 200
+# A series of more points than this (backends' included) is built in a thread, for the same reason.
+_MANY_POINTS = 3000
 
 
 def pct(part: int, whole: int) -> float:
@@ -195,25 +197,10 @@ class MetricsQueries:
         if route is not None:
             return await self._route_series(span, backend, route)
         each = await self._reader.each_minute(span, _BACKENDS, backend)
-        starts = [datetime.fromtimestamp(m * 60, timezone.utc) for m in span.minutes]
-        if backend is not None:
-            points = [_series_point(start, *_backend_signals(merged.backends.get(backend)))
-                      for start, merged in zip(starts, each)]
-            return Series(**self._window(span), backend=backend, points=points)
-        points = [_series_point(start, *_site_signals(merged)) for start, merged in zip(starts, each)]
-        requests: Counter = Counter()
-        for merged in each:
-            for name, agg in merged.backends.items():
-                requests[name] += agg.n
-        ranked = sorted(requests, key=lambda name: (-requests[name], name))
-        by_backend = [
-            BackendSeries(backend=name, requests=requests[name], points=[
-                _series_point(start, *_backend_signals(merged.backends.get(name)))
-                for start, merged in zip(starts, each)])
-            for name in ranked[:limit]
-        ]
-        return Series(**self._window(span), points=points, by_backend=by_backend,
-                      more_backends=max(0, len(ranked) - limit))
+        widest = max((len(merged.backends) for merged in each), default=0)
+        if len(each) * (1 + min(limit, widest)) > _MANY_POINTS:  # tens of milliseconds of work: off the event loop
+            return await asyncio.to_thread(_series, self._window(span), span, each, backend, limit)
+        return _series(self._window(span), span, each, backend, limit)
 
     async def _route_series(self, span: Span, backend: str | None, route: str) -> Series:
         each = await self._reader.each_minute(span, _PATHS, backend)
@@ -305,6 +292,27 @@ def _server_stats(backend: str, server: str, agg: ServerAgg) -> ServerStats:
         mean_ms=_mean(agg.lat_sum, agg.lat_n), status_codes=_most_first(agg.codes),
         termination_states=_most_first(agg.terms),
     )
+
+
+def _series(window: dict, span: Span, each: list[Merged], backend: str | None, limit: int) -> Series:
+    starts = [datetime.fromtimestamp(m * 60, timezone.utc) for m in span.minutes]
+    if backend is not None:
+        points = [_series_point(start, *_backend_signals(merged.backends.get(backend)))
+                  for start, merged in zip(starts, each)]
+        return Series(**window, backend=backend, points=points)
+    points = [_series_point(start, *_site_signals(merged)) for start, merged in zip(starts, each)]
+    requests: Counter = Counter()
+    for merged in each:
+        for name, agg in merged.backends.items():
+            requests[name] += agg.n
+    ranked = sorted(requests, key=lambda name: (-requests[name], name))
+    by_backend = [
+        BackendSeries(backend=name, requests=requests[name], points=[
+            _series_point(start, *_backend_signals(merged.backends.get(name)))
+            for start, merged in zip(starts, each)])
+        for name in ranked[:limit]
+    ]
+    return Series(**window, points=points, by_backend=by_backend, more_backends=max(0, len(ranked) - limit))
 
 
 def _site_signals(merged: Merged) -> tuple[int, int, int, Counter]:
