@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # Every `/metrics/*` endpoint, as a dashboard asks for the last hour.
 METRICS_QUERIES = ("overview?window=60", "status-codes?window=60", "response-times?window=60",
                    "backends?window=60", "frontends?window=60", "paths?window=60",
-                   "termination-states?window=60", "rps?minutes=60", "saturation?window=60")
+                   "termination-states?window=60", "rps?minutes=60", "saturation?window=60",
+                   "series?minutes=60", "servers?window=60")
 
 
 def free_port() -> int:

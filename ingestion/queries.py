@@ -13,7 +13,7 @@ from redis.exceptions import ResponseError
 
 from .buckets import BACKEND_MAXIMA, BackendAgg, PathAgg, ServerAgg, route_method
 from .histogram import le_quantile, quantiles
-from .reading import BucketReader, Merged, Span
+from .reading import BucketReader, Derived, Merged, Span
 from .views import (
     BackendSeries,
     BackendStats,
@@ -43,6 +43,8 @@ _PATHS = frozenset({"totals", "paths"})
 _SATURATION = frozenset({"totals", "backends", "maxima"})
 # A window over more backends than this (a day of many of them) has its figures computed in a thread.
 _MANY_BACKENDS = 200
+# A series missing more points than this (backends' included) computes them in a thread, for the same reason.
+_MANY_POINTS = 500
 
 
 def pct(part: int, whole: int) -> float:
@@ -74,6 +76,7 @@ class MetricsQueries:
         self._redis = redis
         self._now = now
         self._reader = reader or BucketReader(redis, now=now)
+        self._points = Derived()  # a minute's series points, by scope (None: the whole site)
 
     def _span(self, window: int, at: datetime | None) -> Span:
         if window < 1:
@@ -195,24 +198,27 @@ class MetricsQueries:
         if route is not None:
             return await self._route_series(span, backend, route)
         each = await self._reader.each_minute(span, _BACKENDS, backend)
+        ranked, requests = _busiest(each) if backend is None else ([], Counter())
+        scopes = [backend] if backend is not None else [None, *ranked[:limit]]
+        known = [self._points.of(merged) for merged in each]
+        missing = [(i, scope) for scope in scopes for i, points in enumerate(known) if scope not in points]
         starts = [datetime.fromtimestamp(m * 60, timezone.utc) for m in span.minutes]
+
+        def compute() -> list[SeriesPoint]:
+            return [_series_point(starts[i], each[i], scope) for i, scope in missing]
+
+        if len(missing) > _MANY_POINTS:  # tens of milliseconds of work: off the event loop
+            computed = await asyncio.to_thread(compute)
+        else:
+            computed = compute()
+        for (i, scope), point in zip(missing, computed):
+            known[i][scope] = point
+        points = {scope: [minute[scope] for minute in known] for scope in scopes}
         if backend is not None:
-            points = [_series_point(start, *_backend_signals(merged.backends.get(backend)))
-                      for start, merged in zip(starts, each)]
-            return Series(**self._window(span), backend=backend, points=points)
-        points = [_series_point(start, *_site_signals(merged)) for start, merged in zip(starts, each)]
-        requests: Counter = Counter()
-        for merged in each:
-            for name, agg in merged.backends.items():
-                requests[name] += agg.n
-        ranked = sorted(requests, key=lambda name: (-requests[name], name))
-        by_backend = [
-            BackendSeries(backend=name, requests=requests[name], points=[
-                _series_point(start, *_backend_signals(merged.backends.get(name)))
-                for start, merged in zip(starts, each)])
-            for name in ranked[:limit]
-        ]
-        return Series(**self._window(span), points=points, by_backend=by_backend,
+            return Series(**self._window(span), backend=backend, points=points[backend])
+        by_backend = [BackendSeries(backend=name, requests=requests[name], points=points[name])
+                      for name in ranked[:limit]]
+        return Series(**self._window(span), points=points[None], by_backend=by_backend,
                       more_backends=max(0, len(ranked) - limit))
 
     async def _route_series(self, span: Span, backend: str | None, route: str) -> Series:
@@ -307,6 +313,27 @@ def _server_stats(backend: str, server: str, agg: ServerAgg) -> ServerStats:
     )
 
 
+def _busiest(each: list[Merged]) -> tuple[list[str], Counter]:
+    """The minutes' backends, most requests over all of them first, and their requests."""
+    requests: Counter = Counter()
+    for merged in each:
+        for name, agg in merged.backends.items():
+            requests[name] += agg.n
+    return sorted(requests, key=lambda name: (-requests[name], name)), requests
+
+
+def _series_point(minute: datetime, merged: Merged, scope: str | None) -> SeriesPoint:
+    """One minute of the whole site (scope None) or of the backend named by scope."""
+    if scope is None:
+        requests, e4, e5, hist = _site_signals(merged)
+    else:
+        requests, e4, e5, hist = _backend_signals(merged.backends.get(scope))
+    p50, p95, p99 = map(_ms, quantiles(hist, (0.50, 0.95, 0.99)))
+    return SeriesPoint(minute=minute, requests=requests, errors_4xx=e4, errors_5xx=e5,
+                       error_rate_4xx_pct=pct(e4, requests), error_rate_5xx_pct=pct(e5, requests),
+                       p50_ms=p50, p95_ms=p95, p99_ms=p99)
+
+
 def _site_signals(merged: Merged) -> tuple[int, int, int, Counter]:
     """A minute of the whole site: requests and errors from its totals, latency from every backend."""
     e4, e5 = _error_counts(merged.codes)
@@ -320,13 +347,6 @@ def _backend_signals(agg: BackendAgg | None) -> tuple[int, int, int, Counter]:
     if agg is None:
         return 0, 0, 0, Counter()
     return agg.n, agg.e4, agg.e5, agg.hist
-
-
-def _series_point(minute: datetime, requests: int, e4: int, e5: int, hist: Counter) -> SeriesPoint:
-    p50, p95, p99 = map(_ms, quantiles(hist, (0.50, 0.95, 0.99)))
-    return SeriesPoint(minute=minute, requests=requests, errors_4xx=e4, errors_5xx=e5,
-                       error_rate_4xx_pct=pct(e4, requests), error_rate_5xx_pct=pct(e5, requests),
-                       p50_ms=p50, p95_ms=p95, p99_ms=p99)
 
 
 def _finite(value: float | None) -> float | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+import weakref
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ class Span:
         return datetime.fromtimestamp((self.minutes[-1] + 1) * 60, timezone.utc)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, weakref_slot=True)
 class Merged:
     """The sum of several minutes, limited to the parts a query asked for."""
 
@@ -67,6 +68,35 @@ class Merged:
 
 
 _PIPELINE_SLICE = 1000
+
+
+class Derived:
+    """What was computed from a `Merged`, kept for as long as that object lives.
+
+    The reader hands out the same object for a minute that did not change, so whatever a
+    query derives from it once (a minute's percentiles) need not be computed again.
+    """
+
+    def __init__(self) -> None:
+        self._by_object: dict[int, tuple[weakref.ref, dict]] = {}
+
+    def of(self, merged: Merged) -> dict:
+        """The values known for `merged`, by any key the caller chooses; add to it what you compute."""
+        key = id(merged)
+        entry = self._by_object.get(key)
+        if entry is not None and entry[0]() is merged:
+            return entry[1]
+        values: dict = {}
+
+        def forget(ref: weakref.ref, key: int = key) -> None:
+            if self._by_object.get(key, (None,))[0] is ref:
+                del self._by_object[key]
+
+        self._by_object[key] = (weakref.ref(merged, forget), values)
+        return values
+
+    def __len__(self) -> int:
+        return len(self._by_object)
 
 
 class BucketReader:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from datetime import datetime, timezone
 
 import pytest
 
+import ingestion.queries
 from ingestion import BucketReader, MetricsQueries
 
 from tests.ingestion.conftest import NOW, clock, write
@@ -131,3 +133,39 @@ async def test_series_of_a_route_is_that_routes_minutes_on_any_backend_or_one(st
     assert [(p.requests, p.errors_4xx, p.errors_5xx) for p in everywhere.points] == [(8, 3, 0), (2, 0, 2), (0, 0, 0)]
     assert everywhere.points[0].error_rate_4xx_pct == 37.5 and everywhere.points[0].p95_ms is not None
     assert [(p.requests, p.errors_5xx) for p in one.points] == [(8, 0), (0, 0), (0, 0)]
+
+
+async def test_a_long_series_built_off_the_event_loop_is_the_same_series(store, queries, real_redis, monkeypatch):
+    await write(store, [record(at(m), backend=b, ta=10 * (m % 7 + 1)) for m in range(LAST - 9, LAST + 1)
+                        for b in ("api", "web", "auth")])
+    inline = await queries.series(minutes=10, limit=2)
+    monkeypatch.setattr("ingestion.queries._MANY_POINTS", 0)
+    monkeypatch.setattr("ingestion.queries.asyncio.to_thread", counted_to_thread := CountedToThread())
+    fresh = MetricsQueries(real_redis, now=clock)
+    assert await fresh.series(minutes=10, limit=2) == inline and counted_to_thread.calls == 1
+
+
+class CountedToThread:
+    """`asyncio.to_thread` that counts its calls."""
+
+    def __init__(self):
+        self.calls = 0
+        self._to_thread = asyncio.to_thread
+
+    async def __call__(self, function, *args):
+        self.calls += 1
+        return await self._to_thread(function, *args)
+
+
+async def test_only_the_minutes_that_changed_are_computed_again(store, queries, monkeypatch):
+    await write(store, [record(at(m), backend=b) for m in range(LAST - 4, LAST + 1) for b in ("api", "web")])
+    first = await queries.series(minutes=5)
+    computed = []
+    original = ingestion.queries._series_point
+    monkeypatch.setattr("ingestion.queries._series_point",
+                        lambda start, merged, scope: computed.append((start, scope)) or original(start, merged, scope))
+    assert await queries.series(minutes=5) == first and computed == []
+    await write(store, [record(NOW - 5, backend="web", status=500)])
+    again = await queries.series(minutes=5)
+    assert sorted(computed, key=str) == sorted([(minute_start(LAST), scope) for scope in (None, "web", "api")], key=str)
+    assert again.points[:4] == first.points[:4] and again.points[-1].errors_5xx == 1
