@@ -38,8 +38,9 @@ class WindowParams(BaseModel):
     window: int = Field(5, ge=1, le=MAX_WINDOW_MINUTES, description="Minutes, ending at `at`.")
     at: AwareDatetime | None = Field(None, description="RFC 3339 end of the window; default now.")
     backend: str | None = Field(None, min_length=1, max_length=200)
-    limit: int = Field(10, ge=1, le=100, description="Rows per list (paths).")
-    minutes: int = Field(30, ge=1, le=MAX_WINDOW_MINUTES, description="Points of `/metrics/rps`.")
+    limit: int = Field(10, ge=1, le=100, description="Rows per list (routes, servers, backends of a series).")
+    minutes: int = Field(30, ge=1, le=MAX_WINDOW_MINUTES,
+                         description="One-minute points of `/metrics/rps` and `/metrics/series`.")
     route: str | None = Field(None, min_length=1, max_length=300,
                               description='One route as `/metrics/paths` names it, e.g. "POST /api/checkout".')
 

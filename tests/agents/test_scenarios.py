@@ -8,10 +8,11 @@ import fakeredis
 import pytest
 from redis.asyncio import Redis
 
-from agents import AnalysisConfig, AnalysisRequest, analyze, format_report
+from agents import AlertContext, AnalysisConfig, AnalysisRequest, analyze, format_report
 from agents.evaluation import load_scenario
-from ingestion import MetricsQueries
+from ingestion import Batch, MetricsQueries, MetricsStore, TimeBounds
 from ingestion.simulate import scenario_timeline
+from tests.support.records import record
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 MINUTES = 12
@@ -119,3 +120,31 @@ async def test_the_terminal_report_reads_well(scenario):
     assert text.splitlines()[0].startswith("CRITICAL  api:" if scenario == "deploy-regression" else "WARNING  ")
     assert "Recommendations\n  1. " in text
     assert all(len(line) <= 100 for line in text.splitlines())
+
+
+async def test_a_burst_shorter_than_a_minute_under_a_firing_alert_is_not_ok_and_shows_both_numbers():
+    at = START + timedelta(minutes=MINUTES)
+    redis = await redis_with("baseline")
+    burst = Batch()
+    bounds = TimeBounds(now=at.timestamp(), retention_seconds=3600, skew_seconds=60)
+    for i in range(60):  # 60 refused requests within the last 15 seconds
+        burst.add(record(at.timestamp() - 15 + i / 4, backend="api", status=503, ta=3000, term="SC--"), bounds)
+    await MetricsStore(redis, now=at.timestamp).write(burst.buckets)  # this module's copy of baseline only
+    alert = AlertContext(
+        alertname="Backend5xxRateHigh", severity="critical", labels={"backend": "api", "severity": "critical"},
+        annotations={"description": "41.2% of the requests to backend api were answered 5xx over the last minute; "
+                                    "the critical threshold is 10%."}, starts_at=at - timedelta(seconds=5))
+    try:
+        report = await analyze(MetricsQueries(redis, now=at.timestamp), AnalysisRequest(at=at, alerts=[alert]),
+                               config=AnalysisConfig(), now=lambda: at)
+    finally:
+        await redis.aclose()
+        _loaded.pop("baseline", None)
+
+    errors = next(f for f in report.findings if f.specialist == "errors")
+    assert errors.severity.value == "critical"
+    assert "Backend5xxRateHigh fires on api at 41 %" in errors.summary
+    logged = next(e for e in errors.evidence if e.metric == "error_rate_5xx_pct" and e.scope == "backend=api")
+    assert 0 < logged.value < 10  # the logs' own figure, diluted by the healthy minutes, is shown beside it
+    assert {e.metric for e in errors.evidence} >= {"error_rate_5xx_pct", "alert_error_rate_5xx_pct"}
+    assert report.overall_severity.value == "critical"
