@@ -144,9 +144,11 @@ async def _live(session: aiohttp.ClientSession, base: str, *, port: int, setting
                 data_dir: Path) -> list[dict]:
     """History first, then the incident as it happens, through real Prometheus and Alertmanager."""
     now = datetime.now(timezone.utc).replace(microsecond=0)
-    _step(f"replaying the last {HISTORY_MINUTES} minutes of healthy HAProxy lines at ~{RPS:.0f} req/s")
-    lines = list(generate_lines("baseline", start=now - timedelta(minutes=HISTORY_MINUTES), minutes=HISTORY_MINUTES,
-                                rps=RPS, seed=42))
+    caught_up = now - timedelta(seconds=demo_alerting.LAG_SECONDS)  # where the lagging live feed begins
+    _step(f"replaying {HISTORY_MINUTES} minutes of healthy HAProxy lines at ~{RPS:.0f} req/s, up to "
+          f"{caught_up:%H:%M:%S} UTC: the log shipper runs {demo_alerting.LAG_SECONDS:.0f} s behind")
+    lines = list(generate_lines("baseline", start=caught_up - timedelta(minutes=HISTORY_MINUTES),
+                                minutes=HISTORY_MINUTES, rps=RPS, seed=42))
     print(f"    {await _post_lines(session, base, lines):,} lines ingested")
     backend = scenario_timeline(SCENARIO, now, MINUTES).backend or "api"
     traffic = LiveTraffic(SCENARIO, rps=RPS, seed=43)

@@ -32,6 +32,11 @@ from ..settings import Settings
 # alerts stay silent in a Prometheus that has only just started.
 DEMO_TIMING = RuleTiming(window="10s", hold="5s", silence="20s", rejections="30s")
 FEED_SECONDS = 0.5
+# Until the deploy the feed runs this far behind the clock, as a log shipper with a backlog would;
+# at the deploy the backlog arrives at once, already failing. The analysis reads minutes: an
+# incident seconds old would fill half of one and blur its onset, where this one is minutes old
+# in the logs when its first alert fires.
+LAG_SECONDS = 150.0
 QUIET_SECONDS = 40.0
 FIRE_SECONDS = 60.0
 RESOLVE_SECONDS = 60.0
@@ -47,13 +52,18 @@ def unavailable() -> str | None:
 
 
 class LiveFeed:
-    """Posts the scenario's lines to `POST /logs` every half second, for the half second just gone."""
+    """Posts the scenario's lines to `POST /logs` every half second, for the half second just gone.
 
-    def __init__(self, session: aiohttp.ClientSession, base: str, traffic: LiveTraffic, start: float) -> None:
+    Until the incident starts, it stays `lag` seconds behind the clock; then it catches up at once.
+    """
+
+    def __init__(self, session: aiohttp.ClientSession, base: str, traffic: LiveTraffic, start: float,
+                 lag: float = 0.0) -> None:
         self.session = session
         self.base = base
         self.traffic = traffic
         self.incident = False
+        self.lag = lag
         self.sent = 0
         self._until = start
         self._task: asyncio.Task[None] | None = None
@@ -74,9 +84,11 @@ class LiveFeed:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(FEED_SECONDS)
-            now = time.time()
+            if self.incident:
+                self.lag = 0.0
+            now = time.time() - self.lag
             lines = self.traffic.lines(self._until, now, incident=self.incident)
-            self._until = now
+            self._until = max(self._until, now)
             if not lines:
                 continue
             body = "\n".join(lines) + "\n"
@@ -158,7 +170,7 @@ async def deliver_through_alerting(session: aiohttp.ClientSession, base: str, *,
     group.workdir.mkdir(parents=True, exist_ok=True)
     alerting = Alerting(group, settings=settings, timing=DEMO_TIMING, service=f"127.0.0.1:{port}",
                         webhook_url=f"{base}/alerts", token=token)
-    feed = LiveFeed(session, base, traffic, time.time())
+    feed = LiveFeed(session, base, traffic, time.time() - LAG_SECONDS, lag=LAG_SECONDS)
     progress = Progress(session, base, alerting, feed)
     feed.start()
     try:
@@ -170,7 +182,8 @@ async def deliver_through_alerting(session: aiohttp.ClientSession, base: str, *,
         step(f"starting Alertmanager ({alerting.alertmanager_url}), its webhook POST {base}/alerts with the token")
         await alerting.start_alertmanager()
 
-        step(f"the deploy goes out: {backend} slows down and fails; waiting for the alert and the analysis")
+        step(f"the deploy went out {LAG_SECONDS / 60:g} min ago: {backend} slows down and fails, and the log "
+             "shipper's backlog of it arrives now; waiting for the alerts and the analysis")
         feed.incident = True
         incidents = await progress.until("the alert to reach the service and its analysis",
                                          lambda _, found: bool(found) and all(i.get("report") for i in found),
