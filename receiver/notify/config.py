@@ -230,19 +230,6 @@ class NotifyConfig(_Strict):
     route: Route
     receivers: list[Receiver]
 
-    @model_validator(mode="after")
-    def _receivers_known(self) -> "NotifyConfig":
-        names = [r.name for r in self.receivers]
-        twice = sorted({n for n in names if names.count(n) > 1})
-        if twice:
-            raise ValueError(f"receivers named twice: {', '.join(twice)}")
-        if not self.route.receiver:
-            raise ValueError("the top route needs a receiver (it catches every incident no other route does)")
-        unknown = sorted(_route_receivers(self.route) - set(names))
-        if unknown:
-            raise ValueError(f"routes name receivers that are not defined: {', '.join(unknown)}")
-        return self
-
     def receiver(self, name: str) -> Receiver:
         return next(r for r in self.receivers if r.name == name)
 
@@ -257,11 +244,25 @@ class NotifyConfig(_Strict):
         return found
 
 
-def _route_receivers(route: Route) -> set[str]:
-    names = {route.receiver} if route.receiver else set()
-    for child in route.routes:
-        names |= _route_receivers(child)
-    return names
+def _reference_problems(config: NotifyConfig) -> list[tuple[tuple, str]]:
+    """Receivers named twice, a top route without one, routes to receivers not defined: (where, what)."""
+    problems: list[tuple[tuple, str]] = []
+    seen: set[str] = set()
+    for index, receiver in enumerate(config.receivers):
+        if receiver.name in seen:
+            problems.append((("receivers", index, "name"), f"a second receiver named {receiver.name!r}"))
+        seen.add(receiver.name)
+    if not config.route.receiver:
+        problems.append((("route",), "the top route needs a receiver (it takes every incident no other route does)"))
+
+    def walk(route: Route, path: tuple) -> None:
+        if route.receiver and route.receiver not in seen:
+            problems.append(((*path, "receiver"), f"no receiver is named {route.receiver!r}"))
+        for index, child in enumerate(route.routes):
+            walk(child, (*path, "routes", index))
+
+    walk(config.route, ("route",))
+    return problems
 
 
 @dataclass(frozen=True)
@@ -302,20 +303,30 @@ def parse_config(text: str, *, source: str = "<notifications>") -> NotifyConfig:
     lines: dict[tuple, int] = {}
     _index_lines(node, (), lines)
     try:
-        return NotifyConfig.model_validate(data)
+        config = NotifyConfig.model_validate(data)
     except ValidationError as exc:
         problems = []
         for error in exc.errors(include_url=False, include_input=False):
             loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))
-            line = _line_of(loc, lines)
-            where = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in loc).replace(".[", "[")
             message = error["msg"].removeprefix("Value error, ")
-            problems.append(f"{source}:{line}: {where or 'top level'}: {message}")
+            field = message.split(" ", 1)[0].rstrip(":")
+            if (*loc, field) in lines:  # a check across fields that names the one at fault
+                loc = (*loc, field)
+            problems.append(_at(source, loc, lines, message))
         raise ConfigError("\n".join(problems)) from None
+    problems = [_at(source, loc, lines, message) for loc, message in _reference_problems(config)]
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return config
+
+
+def _at(source: str, loc: tuple, lines: dict[tuple, int], message: str) -> str:
+    where = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in loc).replace(".[", "[")
+    return f"{source}:{_line_of(loc, lines)}: {where or 'top level'}: {message}"
 
 
 def _index_lines(node: yaml.Node, path: tuple, lines: dict[tuple, int]) -> None:
-    lines[path] = node.start_mark.line + 1
+    lines.setdefault(path, node.start_mark.line + 1)  # a key's own line, if it has one
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             name = key.value

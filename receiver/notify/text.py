@@ -23,17 +23,17 @@ def clip(text: str, limit: int, *, marker: str = "…") -> str:
 
 
 def one_line(text: str, limit: int) -> str:
-    return clip(" ".join(text.split()), limit)
+    return clip(" ".join(_CONTROL.sub("", text).split()), limit)
 
 
 def mrkdwn(text: str) -> str:
     """Slack's three control characters escaped: no link, mention or markup can come from the text."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _CONTROL.sub("", text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def mrkdwn_clip(text: str, limit: int) -> str:
     """Escape, then bound by the escaped length (what Slack counts)."""
-    return clip_escaped(mrkdwn(_CONTROL.sub("", text)), limit)
+    return clip_escaped(mrkdwn(text), limit)
 
 
 def clip_escaped(escaped: str, limit: int) -> str:
@@ -49,7 +49,7 @@ def clip_escaped(escaped: str, limit: int) -> str:
 
 def markdown(text: str) -> str:
     """Markdown's active characters escaped (Adaptive Cards' TextBlock and FactSet read markdown)."""
-    return _MARKDOWN.sub(r"\\\1", text)
+    return _MARKDOWN.sub(r"\\\1", _CONTROL.sub("", text))
 
 
 def safe_url(url: str | None) -> str | None:
