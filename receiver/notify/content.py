@@ -30,7 +30,7 @@ class Message:
     culprit: str | None
     diagnosis: str
     facts: list[tuple[str, str]]
-    numbers: list[str]
+    numbers: list[tuple[str, str]]  # (metric, measurement)
     recommendations: list[str]
     recheck: str | None
     footer: str
@@ -72,21 +72,21 @@ def facts(s: IncidentSnapshot) -> list[tuple[str, str]]:
     return rows
 
 
-def headline_numbers(findings: list[Finding]) -> list[str]:
-    """The measurements behind the worst findings: value, threshold and where, as the analysis computed them."""
-    lines: list[str] = []
+def headline_numbers(findings: list[Finding]) -> list[tuple[str, str]]:
+    """The measurements behind the worst findings: metric, then value, threshold and where, as computed."""
+    lines: list[tuple[str, str]] = []
     ranked = sorted((f for f in findings if f.severity.value != "ok"),
                     key=lambda f: _SEVERITY_ORDER.get(f.severity.value, 3))
     for finding in ranked:
         for evidence in finding.evidence:
             if evidence.value is None:
                 continue
-            line = f"{evidence.metric.replace('_', ' ')}: {_number(evidence.value)}{_unit(evidence.unit)}"
+            line = f"{_number(evidence.value)}{_unit(evidence.unit)}"
             if evidence.threshold is not None:
                 line += f" (threshold {_number(evidence.threshold)}{_unit(evidence.unit)})"
             if evidence.scope:
                 line += f" on {evidence.scope}"
-            lines.append(one_line(line, 300))
+            lines.append((one_line(evidence.metric, 80), one_line(line, 300)))
             if len(lines) >= MAX_NUMBERS:
                 return lines
     return lines

@@ -40,8 +40,8 @@ def card(event: IncidentEvent, *, diagnosis_chars: int = DIAGNOSIS_CHARS) -> dic
                                               for label, value in m.facts]})
     if m.numbers:
         body.append({"type": "TextBlock", "text": "**Headline numbers**", "wrap": True, "spacing": "Medium"})
-        body += [{"type": "TextBlock", "text": f"• {markdown(n)}", "wrap": True, "spacing": "None"}
-                 for n in m.numbers]
+        body += [{"type": "TextBlock", "text": f"• {markdown(metric)}: {markdown(value)}", "wrap": True,
+                  "spacing": "None"} for metric, value in m.numbers]
     if m.recommendations:
         body.append({"type": "TextBlock", "text": "**Next steps**", "wrap": True, "spacing": "Medium"})
         body += [{"type": "TextBlock", "text": f"{i}\\. {markdown(r)}", "wrap": True, "spacing": "None"}

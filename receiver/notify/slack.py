@@ -52,7 +52,8 @@ def blocks(event: IncidentEvent) -> list[dict[str, Any]]:
         for label, value in m.facts[:FIELDS]
     ]})
     if m.numbers:
-        result.append(_section("*Headline numbers*\n" + "\n".join(f"• {mrkdwn(n)}" for n in m.numbers)))
+        result.append(_section("*Headline numbers*\n" + "\n".join(
+            f"• `{mrkdwn(metric.replace('`', ''))}` {mrkdwn(value)}" for metric, value in m.numbers)))
     if m.recommendations:
         result.append(_section("*Next steps*\n" + "\n".join(
             f"{i}. {mrkdwn(r)}" for i, r in enumerate(m.recommendations, 1))))

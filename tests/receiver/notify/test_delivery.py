@@ -63,7 +63,7 @@ async def test_firing_update_and_resolution_reach_every_receiver_once(
     header = root.blocks[0]["text"]["text"]
     assert "CRITICAL" in header and "5xx errors on backend api" in header
     text = orjson.dumps(root.blocks).decode()
-    assert "*Culprit:* api: errors" in text and "error rate 5xx pct: 23.4% (threshold 5%)" in text
+    assert "*Culprit:* api: errors" in text and "`error_rate_5xx_pct` 23.4% (threshold 5%)" in text
     buttons = {b["text"]["text"]: b["url"] for b in root.blocks[-2]["elements"]}
     assert buttons["Post-mortem"] == f"{PUBLIC_URL}/incidents/{incident['id']}/postmortem"
     assert buttons["Runbook"].startswith("https://git.example.com/")

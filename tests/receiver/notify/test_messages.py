@@ -55,8 +55,8 @@ def test_the_slack_message_carries_severity_title_culprit_numbers_steps_times_an
     assert facts[:3] == ["*Status*\nopen", "*Severity*\ncritical (assessed critical)",
                          "*Started*\n2026-03-14 09:40:30 UTC"]
     assert "*Detected in*\n1 min 30 s" in facts and "*Diagnosed in*\n3 s" in facts
-    assert layout[3]["text"]["text"] == ("*Headline numbers*\n• error rate 5xx pct: 23.4% (threshold 5%) on backend=api"
-                                         "\n• error rate 4xx pct: 1.2% (threshold 20%) on backend=api")
+    assert layout[3]["text"]["text"] == ("*Headline numbers*\n• `error_rate_5xx_pct` 23.4% (threshold 5%) on backend=api"
+                                         "\n• `error_rate_4xx_pct` 1.2% (threshold 20%) on backend=api")
     assert layout[4]["text"]["text"].startswith("*Next steps*\n1. Check the last deploy")
     assert [b["text"]["text"] for b in layout[5]["elements"]] == ["Post-mortem", "Incident", "Runbook"]
     assert fallback_text(event()) == "[CRITICAL] Incident opened: 5xx errors on backend api (api: errors)"
