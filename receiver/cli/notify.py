@@ -27,10 +27,8 @@ def describe(config: NotifyConfig) -> list[str]:
     """Each receiver and where it delivers, without a secret."""
     lines = []
     for receiver in config.receivers:
-        places = [f"slack bot to {c.channel}" if c.token else "slack webhook" for c in receiver.slack_configs]
-        places += ["teams workflow" for _ in receiver.msteams_configs]
-        places += ["webhook" + (" (signed)" if c.hmac_secret else " (unsigned)") for c in receiver.webhook_configs]
-        lines.append(f"receiver {receiver.name}: {', '.join(places) or 'nothing (drops what it is sent)'}")
+        places = [t.describe().split(" (", 1)[1].rstrip(")") for t in config.targets_of(receiver.name)]
+        lines.append(f"receiver {receiver.name}: {'; '.join(places) or 'nothing (drops what it is sent)'}")
     g = config.global_
     lines.append(f"deliveries given up after {g.give_up_after:g} s; {g.concurrency} events at once")
     return lines

@@ -235,13 +235,18 @@ class NotifyConfig(_Strict):
 
     def targets(self, labels: dict[str, str]) -> list["Target"]:
         """Every integration of every receiver the route tree picks for these labels."""
+        return [t for name in self.route.receivers_for(labels) for t in self.targets_of(name)]
+
+    def targets_of(self, name: str) -> list["Target"]:
+        receiver = self.receiver(name)
         found: list[Target] = []
-        for name in self.route.receivers_for(labels):
-            receiver = self.receiver(name)
-            for kind, configs in (("slack", receiver.slack_configs), ("msteams", receiver.msteams_configs),
-                                  ("webhook", receiver.webhook_configs)):
-                found += [Target(name, kind, index, config) for index, config in enumerate(configs)]
+        for kind, configs in (("slack", receiver.slack_configs), ("msteams", receiver.msteams_configs),
+                              ("webhook", receiver.webhook_configs)):
+            found += [Target(name, kind, index, config) for index, config in enumerate(configs)]
         return found
+
+    def all_targets(self) -> list["Target"]:
+        return [t for receiver in self.receivers for t in self.targets_of(receiver.name)]
 
 
 def _reference_problems(config: NotifyConfig) -> list[tuple[tuple, str]]:
@@ -277,6 +282,17 @@ class Target:
     @property
     def id(self) -> str:
         return f"{self.receiver}/{self.integration}/{self.index}"
+
+    def describe(self) -> str:
+        """Where it delivers, in words and without a secret: "oncall (Slack bot, #incidents)"."""
+        config = self.config
+        if isinstance(config, SlackConfig):
+            kind = f"Slack bot, {config.channel}" if config.token is not None else "Slack webhook"
+        elif isinstance(config, MSTeamsConfig):
+            kind = "Teams workflow"
+        else:
+            kind = "webhook, signed" if config.hmac_secret is not None else "webhook, unsigned"
+        return f"{self.receiver} ({kind})"
 
 
 # Loading, with lines ------------------------------------------------------------------------------

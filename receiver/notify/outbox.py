@@ -133,6 +133,16 @@ class Outbox:
     async def record(self, event: IncidentEvent, target: str, outcome: str) -> None:
         await self.redis.set(f"{PREFIX}:done:{event.key}:{target}", outcome[:500], ex=KEEP_SECONDS)
 
+    async def outcomes(self, incident_id: str) -> list[tuple[str, str, str]]:
+        """(event, target, outcome) of every delivery of an incident's events so far, oldest event first."""
+        prefix = f"{PREFIX}:done:{incident_id}:"
+        keys = [key async for key in self.redis.scan_iter(match=prefix.replace("*", "\\*") + "*", count=500)]
+        rows = []
+        for key, outcome in zip(keys, await self.redis.mget(keys) if keys else []):
+            sequence, kind, target = key.removeprefix(prefix).split(":", 2)
+            rows.append((int(sequence), kind, target, outcome or ""))
+        return [(kind, target, outcome) for _, kind, target, outcome in sorted(rows)]
+
     async def thread(self, incident_id: str, target: str) -> dict[str, str] | None:
         raw = await self.redis.get(f"{PREFIX}:thread:{incident_id}:{target}")
         return orjson.loads(raw) if raw else None

@@ -135,7 +135,7 @@ def test_notify_check_says_what_the_file_does_without_its_secrets(tmp_path: Path
     good.write_text(GOOD)
     assert main(["notify", "--check", "--config", str(good)]) == 0
     out = capsys.readouterr().out
-    assert "receiver team: slack webhook" in out and "receiver pager: webhook (unsigned)" in out
+    assert "receiver team: Slack webhook" in out and "receiver pager: webhook, unsigned" in out
     assert "secret" not in out and "hooks.slack.com" not in out
 
     bad = tmp_path / "bad.yml"
