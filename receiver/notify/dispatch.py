@@ -113,8 +113,9 @@ class DeliveryPipeline:
             wait = self.retry.wait(attempt, err)
             if self._now() + timedelta(seconds=wait) > deadline:
                 spent = _duration(self.config.global_.give_up_after)
-                return await self._given_up(event, target, f"still failing after {attempt} attempts "
-                                                           f"({spent} allowed): {err.reason}")
+                tries = f"{attempt} attempt{'s' if attempt != 1 else ''}"
+                return await self._given_up(event, target, f"still failing after {tries} ({spent} allowed): "
+                                                           f"{err.reason}")
             log.warning("delivery failed; trying again in %.1f s: %s", wait, err.reason,
                         extra={"target": target.id, "event": event.key})
             self._count(self.metrics and self.metrics.retried, target)

@@ -124,8 +124,8 @@ class SlackBot:
         body = payload(event)
         try:
             if thread.get("ts") and event.kind != "opened":
-                retry, err, _ = await self._call(ctx, "chat.update",
-                                                 {**body, "channel": thread["channel"], "ts": thread["ts"]})
+                edit = {"text": body["text"], "blocks": body["blocks"], "channel": thread["channel"], "ts": thread["ts"]}
+                retry, err, _ = await self._call(ctx, "chat.update", edit)
                 if err is None:
                     reply = {"channel": thread["channel"], "thread_ts": thread["ts"], "text": fallback_text(event)}
                     retry, err, _ = await self._call(ctx, "chat.postMessage", reply)

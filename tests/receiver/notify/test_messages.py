@@ -149,3 +149,19 @@ def test_the_fake_slack_refuses_what_slack_refuses() -> None:
         validate_blocks([{"type": "divider"}] * 51)
     with pytest.raises(Invalid):
         validate_blocks([{"type": "section", "text": {"type": "mrkdwn", "text": "<!here>"}}])
+
+
+def test_the_documented_recipe_verifies_a_signature() -> None:
+    """The five lines of docs/notifications.md, run as a receiver would paste them."""
+    import re
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "notifications.md").read_text()
+    [recipe] = re.findall(r"```python\n(.*?)```", docs, flags=re.S)
+    namespace: dict = {}
+    exec(compile(recipe, "docs/notifications.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    body = orjson.dumps(document(event()))
+    now = int(__import__("time").time())
+    assert namespace["verify"](HMAC_SECRET, body, signature(HMAC_SECRET, body, now))
+    assert not namespace["verify"](HMAC_SECRET, body.replace(b"critical", b"warning"), signature(HMAC_SECRET, body, now))
+    assert not namespace["verify"](HMAC_SECRET, body, signature(HMAC_SECRET, body, now - 600))
