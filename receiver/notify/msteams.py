@@ -30,7 +30,7 @@ def card(event: IncidentEvent, *, diagnosis_chars: int = DIAGNOSIS_CHARS) -> dic
     m = message(event)
     body: list[dict[str, Any]] = [
         {"type": "TextBlock", "text": markdown(clip(m.headline, 300)), "weight": "Bolder", "size": "Medium",
-         "wrap": True, "color": _COLORS.get(m.badge, "Default"), "style": "heading"},
+         "wrap": True, "color": _COLORS.get(m.badge, "Default")},
     ]
     if m.culprit:
         body.append({"type": "TextBlock", "text": f"**Culprit:** {markdown(one_line(m.culprit, 300))}", "wrap": True})

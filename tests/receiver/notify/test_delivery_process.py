@@ -1,15 +1,19 @@
-"""The service as its own process, killed while a delivery is still being retried."""
+"""Delivery from processes of their own: the service killed while a delivery is retried, and a separate worker."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
+from receiver.incidents import AlertStream
 from tests.receiver.test_faults_process import spawn  # noqa: F401 - the fixture that starts and stops services
 from tests.support.chat_receivers import ChatReceivers
-from tests.support.incidents import Service, eventually, payload
+from tests.support.incidents import T0, Service, delivery, eventually, payload
 
 from .conftest import notifications_file
 
@@ -47,3 +51,24 @@ async def test_a_delivery_pending_when_the_service_is_killed_is_delivered_once_a
     assert [r.body["event"] for r in receivers.on("/hook/pager")] == ["opened"]
     # What the first process delivered before it died is not delivered again.
     assert {path: len(receivers.on(path)) for path in delivered_before} == delivered_before
+
+
+async def test_incident_copilot_worker_delivers_the_incidents_it_processes(
+        redis_server, real_redis: Redis, receivers: ChatReceivers, tmp_path: Path) -> None:
+    config = notifications_file(tmp_path, receivers.base)
+    await AlertStream(real_redis).add(delivery("backend-5xx-firing", "0-1", T0).notification, received_at=T0)
+    env = {**os.environ, "REDIS_URL": redis_server.url, "NOTIFY_CONFIG": str(config), "LOG_FORMAT": "text",
+           "POSTMORTEM_DIR": str(tmp_path / "post-mortems"), "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
+    with (tmp_path / "worker.log").open("wb") as log:
+        worker = subprocess.Popen([sys.executable, "-m", "receiver.cli", "worker"], cwd=tmp_path, env=env,
+                                  stdout=log, stderr=subprocess.STDOUT)
+    try:
+        async def delivered() -> bool:
+            return len(receivers.on("/hook/pager")) == 1 and await real_redis.xlen("ic:notify:outbox") == 0
+
+        await eventually(delivered)
+    finally:
+        worker.terminate()
+        worker.wait(10)
+    assert [r.body["event"] for r in receivers.on("/hook/pager")] == ["opened"]
+    assert len(receivers.on("/slack/webhook/oncall")) == 1 and len(receivers.on("/teams/oncall")) == 1
