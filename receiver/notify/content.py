@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from agents import Finding
 
 from .event import IncidentEvent, IncidentSnapshot
-from .text import one_line
+from .text import one_line, printable
 
 MAX_NUMBERS = 4
 MAX_RECOMMENDATIONS = 3
@@ -42,7 +42,8 @@ def message(event: IncidentEvent) -> Message:
     state = "resolved" if event.kind == "resolved" else s.severity.lower()
     severity = s.severity.upper()
     headline = f"{'RESOLVED' if event.kind == 'resolved' else severity} · {one_line(s.title, 200)}"
-    diagnosis = s.diagnosis or (f"The analysis failed: {s.analysis_error}" if s.analysis_error else "")
+    diagnosis = printable(s.diagnosis).strip() or (f"The analysis failed: {s.analysis_error}" if s.analysis_error
+                                                    else "")
     summary = f"[{severity}] {_VERBS[event.kind]}: {one_line(s.title, 200)}"
     if s.culprit:
         summary += f" ({one_line(s.culprit, 100)})"

@@ -14,6 +14,11 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _MARKDOWN = re.compile(r"([\\`*_~\[\]()<>#|])")
 
 
+def printable(text: str) -> str:
+    """The text without control characters (line breaks and tabs kept)."""
+    return _CONTROL.sub("", text)
+
+
 def clip(text: str, limit: int, *, marker: str = "…") -> str:
     """At most `limit` characters, the cut shown with `marker`; control characters dropped."""
     text = _CONTROL.sub("", text)

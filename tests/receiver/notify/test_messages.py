@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from receiver.notify import IncidentEvent, IncidentSnapshot, Link, signature
@@ -96,6 +96,7 @@ untrusted = st.text(st.characters(blacklist_categories=("Cs",)), max_size=5000)
 
 
 @given(title=untrusted, diagnosis=untrusted, culprit=untrusted, recommendation=untrusted, label=untrusted)
+@example(title="\x00", diagnosis="\x00", culprit="\x1f", recommendation="\x00", label="\x00")
 def test_any_incident_fits_slack_and_teams(title, diagnosis, culprit, recommendation, label) -> None:
     e = event(title=title or "t", diagnosis=diagnosis, culprit=culprit or None,
               recommendations=[recommendation] * 5, severity=label[:100] or "critical",
