@@ -1,8 +1,8 @@
 """The composition root: the one place that builds the service from its settings.
 
 Every shared resource is made, and closed, by a cleanup context here, in order: Redis, the
-ingestion store and intake, the syslog listener, the analysis, and the incidents with their
-in-process worker. Handlers (`receiver.http`) only read what these put under `appkeys`.
+ingestion store and intake, the syslog listener, the analysis, the notification delivery,
+and the incidents with their in-process worker. Handlers (`receiver.http`) only read what these put under `appkeys`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 from agents import AnalysisMetrics, LLMClient
 from aiohttp import web
@@ -20,8 +21,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from . import http
+from .announcements import Announcer, failed_delivery_recorder
 from .appkeys import (
     ALERT_STREAM,
+    ANNOUNCER,
     ANALYSIS_CONFIG,
     ANALYSIS_METRICS,
     HTTP_REQUESTS,
@@ -31,6 +34,8 @@ from .appkeys import (
     INTAKE,
     INTAKE_METRICS,
     LLM,
+    NOTIFY_CONFIG,
+    NOTIFY_METRICS,
     POSTMORTEMS,
     QUERIES,
     REDIS,
@@ -51,6 +56,7 @@ from .incidents import (
     incident_analysis,
 )
 from .intake import IntakeMetrics, LogIntake, SyslogLimits, SyslogListener, log_timezone
+from .notify import Dispatcher, NotifyConfig, NotifyMetrics, Outbox, load_config
 from .resources import resource_dir
 from .settings import Settings
 
@@ -67,10 +73,14 @@ def create_app(settings: Settings, *, redis: Redis | None = None, llm: LLMClient
     app[HTTP_REQUESTS] = Counter("incident_copilot_http_requests", "HTTP requests served, by route and status.",
                                  ["route", "status"], registry=registry)
     app[INTAKE_METRICS] = IntakeMetrics.create(registry)
+    if settings.notify_config is not None:  # read now: a broken file stops the start, naming its line
+        app[NOTIFY_CONFIG] = load_config(settings.notify_config)
+        app[NOTIFY_METRICS] = NotifyMetrics.create(registry)
     app.cleanup_ctx.append(_redis_ctx(redis))
     app.cleanup_ctx.append(_ingestion_ctx)
     app.cleanup_ctx.append(_syslog_ctx)
     app.cleanup_ctx.append(_analysis_ctx(llm))
+    app.cleanup_ctx.append(_notify_ctx)
     app.cleanup_ctx.append(_incidents_ctx)
     http.setup_routes(app)
     return app
@@ -91,14 +101,23 @@ def postmortem_writer(settings: Settings) -> PostmortemWriter:
 
 
 def incident_worker(settings: Settings, redis: Redis, analysis: IncidentAnalysis, *,
-                    metrics: IncidentMetrics | None = None, consumer: str | None = None) -> IncidentWorker:
+                    metrics: IncidentMetrics | None = None, consumer: str | None = None,
+                    announcer: Announcer | None = None) -> IncidentWorker:
     """A consumer of the alert stream configured from the settings: in the service, or `incident-copilot worker`."""
     return IncidentWorker(
         AlertStream(redis), IncidentRepository(redis), analysis,
         postmortems=postmortem_writer(settings), metrics=metrics, consumer=consumer,
         concurrency=settings.analysis_concurrency, claim_min_idle=settings.worker_reclaim_idle_seconds,
-        policy=Policy(min_window_minutes=settings.incident_window_min_minutes),
+        policy=Policy(min_window_minutes=settings.incident_window_min_minutes), on_change=announcer,
     )
+
+
+def notify_dispatcher(settings: Settings, config: NotifyConfig, redis: Redis, *,
+                      metrics: NotifyMetrics | None = None, consumer: str | None = None) -> Dispatcher:
+    """A consumer of the outbox: in the service, or beside the incident worker of `incident-copilot worker`."""
+    return Dispatcher(config, Outbox(redis), metrics=metrics, consumer=consumer,
+                      claim_min_idle=settings.worker_reclaim_idle_seconds,
+                      on_given_up=failed_delivery_recorder(IncidentRepository(redis), postmortem_writer(settings)))
 
 
 def _redis_ctx(given: Redis | None):
@@ -189,6 +208,19 @@ def _analysis_ctx(llm: LLMClient | None):
     return analysis_ctx
 
 
+async def _notify_ctx(app: web.Application) -> AsyncIterator[None]:
+    """With NOTIFY_CONFIG: the outbox incidents announce themselves to and, with RUN_WORKER, its delivery here."""
+    config = app.get(NOTIFY_CONFIG)
+    if config is None:
+        yield
+        return
+    settings = app[SETTINGS]
+    app[ANNOUNCER] = Announcer(Outbox(app[REDIS]), public_url=settings.public_url)
+    dispatcher = notify_dispatcher(settings, config, app[REDIS], metrics=app[NOTIFY_METRICS])
+    async with _in_background(dispatcher.run() if settings.run_worker else None, "notify-dispatcher"):
+        yield
+
+
 async def _incidents_ctx(app: web.Application) -> AsyncIterator[None]:
     """The incident store, the alert stream and, with RUN_WORKER, a worker in this process."""
     settings = app[SETTINGS]
@@ -197,10 +229,17 @@ async def _incidents_ctx(app: web.Application) -> AsyncIterator[None]:
     app[INCIDENTS] = IncidentRepository(redis)
     app[POSTMORTEMS] = postmortem_writer(settings)
     app[INCIDENT_METRICS] = metrics = IncidentMetrics.create(app[REGISTRY])
+    worker = incident_worker(settings, redis, app[INCIDENT_ANALYSIS], metrics=metrics, announcer=app.get(ANNOUNCER))
+    async with _in_background(worker.run() if settings.run_worker else None, "incident-worker"):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def _in_background(job: Coroutine[Any, Any, None] | None, name: str) -> AsyncIterator[None]:
+    """Run `job` (if any) as a task while the block runs; cancel it and wait for it after."""
     task: asyncio.Task | None = None
-    if settings.run_worker:
-        worker = incident_worker(settings, redis, app[INCIDENT_ANALYSIS], metrics=metrics)
-        task = asyncio.create_task(worker.run(), name="incident-worker")
+    if job is not None:
+        task = asyncio.create_task(job, name=name)
         task.add_done_callback(_report_crash)
     try:
         yield

@@ -16,6 +16,7 @@ from .incidents import (
     PostmortemWriter,
 )
 from .intake import IntakeMetrics, LogIntake, SyslogLimits, SyslogListener
+from .notify import NotifyConfig, NotifyMetrics
 from .settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -35,3 +36,7 @@ INCIDENT_ANALYSIS = web.AppKey("incident_analysis", IncidentAnalysis)
 ANALYSIS_CONFIG = web.AppKey("analysis_config", AnalysisConfig)
 LLM: web.AppKey[LLMClient | None] = web.AppKey("llm")
 ANALYSIS_METRICS = web.AppKey("analysis_metrics", AnalysisMetrics)
+NOTIFY_CONFIG = web.AppKey("notify_config", NotifyConfig)
+NOTIFY_METRICS = web.AppKey("notify_metrics", NotifyMetrics)
+# The announcer is the composition root's (it joins incidents and notify): typed loosely to keep the ground below it.
+ANNOUNCER: web.AppKey[object] = web.AppKey("announcer")

@@ -129,6 +129,15 @@ class Settings(BaseSettings):
     postmortem_dir: Path = Field(Path("docs/post-mortems"), description="Where post-mortems are written.")
     slo_target_pct: float = Field(99.9, gt=0, lt=100, description="Availability SLO for error-budget figures.")
 
+    # Notifications
+    notify_config: Path | None = Field(
+        None, description="Notifications file (YAML: routes and Slack, Teams, webhook receivers); unset: none sent."
+    )
+    public_url: str = Field(
+        "", pattern=r"^(https?://\S+)?$",
+        description="The service's address as its users reach it (https://copilot.example.com): links in messages.",
+    )
+
     @property
     def thresholds(self) -> Thresholds:
         """The golden-signal thresholds: what the evaluators judge by and the alert rules fire on."""

@@ -23,12 +23,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from ..app import create_app
     from ..http import ServerLimits, serve
     from ..logging_setup import configure_logging
+    from ..notify import ConfigError
 
     settings = Settings()
     configure_logging(settings.log_format, settings.log_level)
     host = args.host or settings.host
     port = args.port or settings.port
-    serve(create_app(settings), host, port, ServerLimits.from_settings(settings))
+    try:
+        app = create_app(settings)
+    except ConfigError as exc:
+        print(f"the notifications file cannot be used:\n{exc}", file=sys.stderr)
+        return 2
+    serve(app, host, port, ServerLimits.from_settings(settings))
     return 0
 
 
@@ -103,6 +109,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return asyncio.run(run(Settings(), consumer=args.consumer))
 
 
+def cmd_notify(args: argparse.Namespace) -> int:
+    from .notify import check
+
+    return check(Path(args.config) if args.config else Settings().notify_config)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from ..demo import main as demo
 
@@ -156,6 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="process stored alert notifications (needs REDIS_URL); run many")
     worker.add_argument("--consumer", help="consumer name in the group (default: host and pid)")
     worker.set_defaults(func=cmd_worker)
+
+    notify = sub.add_parser("notify", help="check the notifications file (NOTIFY_CONFIG)")
+    notify.add_argument("--check", action="store_true", required=True, help="validate it and say what it does")
+    notify.add_argument("--config", help="the file (default NOTIFY_CONFIG)")
+    notify.set_defaults(func=cmd_notify)
 
     demo = sub.add_parser("demo", help="replay an incident end to end and print the post-mortem it wrote")
     demo.set_defaults(func=cmd_demo)

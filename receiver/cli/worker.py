@@ -10,9 +10,11 @@ from agents import AnalysisMetrics, LLMClient
 from ingestion import MetricsQueries
 from prometheus_client import CollectorRegistry
 
-from ..app import connect, incident_worker
+from ..announcements import Announcer
+from ..app import connect, incident_worker, notify_dispatcher
 from ..incidents import IncidentMetrics, incident_analysis
 from ..logging_setup import configure_logging
+from ..notify import ConfigError, NotifyMetrics, Outbox, load_config
 from ..settings import Settings
 
 log = logging.getLogger(__name__)
@@ -23,13 +25,24 @@ async def run(settings: Settings, *, consumer: str | None = None) -> int:
     if not settings.redis_url:
         log.error("a worker needs REDIS_URL: the Redis the service stores its notifications in")
         return 2
+    try:
+        notify = load_config(settings.notify_config) if settings.notify_config else None
+    except ConfigError as exc:
+        log.error("the notifications file cannot be used:\n%s", exc)
+        return 2
     redis = connect(settings.redis_url)
     config = settings.analysis_config()
     llm = LLMClient.from_config(config)
     registry = CollectorRegistry()
     analysis = incident_analysis(MetricsQueries(redis), config, llm, AnalysisMetrics(registry))
-    worker = incident_worker(settings, redis, analysis, metrics=IncidentMetrics.create(registry), consumer=consumer)
-    task = asyncio.create_task(worker.run())
+    announcer = Announcer(Outbox(redis), public_url=settings.public_url) if notify else None
+    worker = incident_worker(settings, redis, analysis, metrics=IncidentMetrics.create(registry), consumer=consumer,
+                             announcer=announcer)
+    jobs = [worker.run()]
+    if notify is not None:  # this worker's incidents are delivered from here too
+        jobs.append(notify_dispatcher(settings, notify, redis, metrics=NotifyMetrics.create(registry),
+                                      consumer=consumer).run())
+    task = asyncio.create_task(_together(*jobs))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, task.cancel)
@@ -42,3 +55,16 @@ async def run(settings: Settings, *, consumer: str | None = None) -> int:
             await llm.close()
         await redis.aclose()
     return 0
+
+
+async def _together(*jobs) -> None:
+    """Run the jobs until one stops; then the others are stopped too."""
+    tasks = [asyncio.create_task(job) for job in jobs]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for finished in done:
+            finished.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

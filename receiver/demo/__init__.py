@@ -34,6 +34,7 @@ from ..app import create_app
 from ..rules import alerting_rule
 from ..settings import Settings
 from . import alerting as demo_alerting
+from .deliveries import report_deliveries
 
 SCENARIO = "deploy-regression"
 MINUTES = 9
@@ -131,6 +132,8 @@ async def run_demo(data_dir: Path = Path("var/demo"), *, alerting: bool | None =
             else:
                 _step(f"Prometheus and Alertmanager: {why_not}; the alert is posted as Alertmanager would post it")
                 incidents = await _replayed(session, base, token, settings.thresholds)
+        if settings.notify_config is not None:
+            await report_deliveries(runner.app, [incident["id"] for incident in incidents], _step)
     finally:
         await runner.cleanup()
     paths = [settings.postmortem_dir / incident["postmortem_file"] for incident in incidents]

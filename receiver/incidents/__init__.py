@@ -7,7 +7,7 @@ from .analysis import IncidentAnalysis, incident_analysis
 from .consumer import IncidentWorker
 from .lifecycle import Action, Decision, Policy, Reason, decide
 from .metrics import IncidentMetrics
-from .model import Delivery, Incident, IncidentSummary
+from .model import Delivery, Incident, IncidentSummary, TimelineEntry
 from .naming import is_incident_id
 from .notification import Notification
 from .pipeline import NotificationPipeline
@@ -32,6 +32,7 @@ __all__ = [
     "PostmortemWriter",
     "QueueDepth",
     "Reason",
+    "TimelineEntry",
     "UnsafePath",
     "decide",
     "incident_analysis",

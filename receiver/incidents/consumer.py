@@ -13,7 +13,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from redis.exceptions import ResponseError
@@ -52,13 +52,15 @@ class IncidentWorker:
         retry_seconds: tuple[float, float] = (0.5, 10.0),
         policy: Policy = lifecycle.DEFAULT_POLICY,
         now: Callable[[], datetime] = utc_now,
+        on_change: Callable[[Incident], Awaitable[None]] | None = None,
     ) -> None:
         self.stream = stream
         self.metrics = metrics
         # A finished analysis is stored again for as long as no other worker may reclaim its entry.
         self.pipeline = NotificationPipeline(
             stream, incidents, analysis, postmortems=postmortems, metrics=metrics, concurrency=concurrency,
-            keep_result_seconds=claim_min_idle, retry_seconds=retry_seconds, policy=policy, now=now)
+            keep_result_seconds=claim_min_idle, retry_seconds=retry_seconds, policy=policy, now=now,
+            on_change=on_change)
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.concurrency = concurrency
         self.claim_min_idle = claim_min_idle

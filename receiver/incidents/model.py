@@ -14,7 +14,7 @@ from .notification import Notification
 IncidentStatus = Literal["open", "resolved"]
 TimelineKind = Literal[
     "onset", "notified", "repeat", "alert_joined", "alert_changed", "alerts_resolved", "diagnosed", "analysis_failed",
-    "resolved", "resolve_notified", "recheck", "recheck_failed", "abandoned",
+    "resolved", "resolve_notified", "recheck", "recheck_failed", "abandoned", "delivery_failed",
 ]
 
 # Alert severities in the words teams use, worst first; anything else ranks below them.

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -71,6 +71,7 @@ class NotificationPipeline:
         retry_seconds: tuple[float, float] = (0.5, 10.0),
         policy: Policy = lifecycle.DEFAULT_POLICY,
         now: Callable[[], datetime] = utc_now,
+        on_change: Callable[[Incident], Awaitable[None]] | None = None,
     ) -> None:
         self.stream = stream
         self.incidents = incidents
@@ -81,6 +82,9 @@ class NotificationPipeline:
         self.retry_seconds = retry_seconds
         self.policy = policy
         self._now = now
+        # Told of the incident as the notification left it, before the entry is acknowledged: what it
+        # does (enqueue an announcement) is done again if the entry is, so it must be idempotent.
+        self.on_change = on_change
         self._analyses = asyncio.Semaphore(concurrency)
         self._group_order: dict[str, list] = {}
 
@@ -96,6 +100,7 @@ class NotificationPipeline:
             incident = await self._analyse(incident, delivery.entry_id)
             incident = await self._recheck(incident, delivery.entry_id)
             await self._render(incident)
+            await self._changed(incident)
         await self._record(delivery, applied)
         return incident
 
@@ -176,6 +181,10 @@ class NotificationPipeline:
         await self.postmortems.write(incident)
         await self.postmortems.write_index(lambda: self.incidents.summaries(limit=INDEX_LIMIT))
 
+    async def _changed(self, incident: Incident) -> None:
+        if self.on_change is not None:
+            await self.on_change(incident)
+
     async def _record(self, delivery: Delivery, applied: Applied) -> None:
         await self.stream.ack(delivery.entry_id)
         decision, before, after = applied.decision, applied.before, applied.after
@@ -212,5 +221,7 @@ class NotificationPipeline:
         if current is not None and (lifecycle.owed_analysis(current, delivery.entry_id)
                                     or lifecycle.owed_recheck(current, delivery.entry_id)):
             text = f"Processing of a notification {reason}."
-            await self._render(await self.incidents.change(
-                current.id, lambda c: lifecycle.abandon(c, delivery.entry_id, text, now=self._now())))
+            incident = await self.incidents.change(
+                current.id, lambda c: lifecycle.abandon(c, delivery.entry_id, text, now=self._now()))
+            await self._render(incident)
+            await self._changed(incident)
