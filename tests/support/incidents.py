@@ -25,13 +25,14 @@ def payload(name: str) -> dict:
 
 
 def group_payload(index: int, *, status: str = "firing", backend: str | None = None) -> dict:
-    """A distinct one-alert group (for storms), shaped like the real firing payload."""
+    """A distinct one-alert group (for storms), shaped like the real firing payload; each of its own service."""
     body = copy.deepcopy(payload("firing"))
     name = f"Storm{index}"
     body["groupKey"] = f'{{}}:{{alertname="{name}"}}'
     body["status"] = status
     alert = body["alerts"][0]
-    alert["labels"] = {**alert["labels"], "alertname": name, **({"backend": backend} if backend else {})}
+    alert["labels"] = {**alert["labels"], "alertname": name, "service": f"storm{index}",
+                       **({"backend": backend} if backend else {})}
     alert["fingerprint"] = f"{index:016x}"
     alert["status"] = status
     if status == "resolved":

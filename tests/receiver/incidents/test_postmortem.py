@@ -69,9 +69,8 @@ def resolved_backend_incident() -> Incident:
                                        now=T0 + timedelta(minutes=2, seconds=12))
     incident = step(incident, "backend-5xx-joined", "3-0", T0 + timedelta(minutes=8))  # a repeat
     incident = step(incident, "backend-5xx-resolved", "4-0", T0 + timedelta(minutes=22))
-    due = lifecycle.owed_recheck(incident, "4-0")
-    return lifecycle.attach_recheck(incident, due, ok_report(T0 + timedelta(minutes=22)),
-                                    now=T0 + timedelta(minutes=22, seconds=3))
+    due = incident.recheck_due
+    return lifecycle.attach_recheck(incident, due, ok_report(due.at), now=due.at + timedelta(seconds=3))
 
 
 def check_golden(name: str, text: str) -> None:
@@ -141,7 +140,7 @@ def test_hostile_strings_stay_text(tmp_path: Path) -> None:
 
 def test_hostile_strings_keep_tables_in_shape(tmp_path: Path) -> None:
     text = writer(tmp_path).render(hostile_incident())
-    for table_header, columns in (("| Alert | Status |", 7), ("| Signal | Scope |", 6), ("| Time | Event |", 2),
+    for table_header, columns in (("| Alert | Status |", 9), ("| Signal | Scope |", 6), ("| Time | Event |", 2),
                                   ("| Measure | Scope |", 5)):
         rows = _table(text, table_header)
         assert rows, table_header

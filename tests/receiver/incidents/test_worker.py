@@ -240,17 +240,21 @@ async def test_resolution_closes_the_incident_after_a_rules_check(parts: Parts) 
         clock.advance(minutes=22)
         await parts.add("backend-5xx-resolved", T0 + timedelta(minutes=22))
         await eventually(lambda: settled(parts))
+        waiting = await parts.only_incident()
+        assert waiting.status == "resolved" and waiting.recheck is None and recheck.requests == []
+        clock.advance(minutes=5)  # 10:09, past the end (10:03:15.5) and the five minutes after it
+        incident = await eventually(lambda: _rechecked(parts))
+        await eventually(lambda: _postmortem_says(parts, "found the signals back to normal"))
 
-    incident = await parts.only_incident()
     assert incident.status == "resolved"
     assert incident.time_to_detect == timedelta(seconds=29.9)  # onset 09:41:30.1, notified 09:42:00
     assert incident.time_to_diagnose == timedelta(seconds=40)
     assert incident.time_to_resolve == timedelta(minutes=21, seconds=45.4)  # the last alert ended 10:03:15.5
-    assert incident.recheck is not None and incident.recheck.normal
+    assert incident.recheck is not None and incident.recheck.normal and incident.recheck_due is None
     [check] = recheck.requests
     assert check.backend == "api" and check.alerts == [] and check.window_minutes == 5
+    assert check.at == incident.ended_at + timedelta(minutes=5) and check.baseline_before == incident.onset_at
     assert len(analyse.requests) == 1
-    assert "found the signals back to normal" in parts.postmortems()[0].read_text()
     assert parts.sample("incident_copilot_incidents_resolved_total") == 1
 
 
@@ -273,6 +277,10 @@ async def test_resolved_before_the_analysis_finished(parts: Parts) -> None:
     text = parts.postmortems()[0].read_text()
     assert "Backend api answers 5xx" in text and "Status:** Resolved" in text
     assert "(analysis in progress)" not in text
+
+
+async def _postmortem_says(parts: Parts, words: str) -> bool:
+    return any(words in path.read_text() for path in parts.postmortems())
 
 
 async def _rechecked(parts: Parts):
@@ -441,7 +449,7 @@ async def test_an_entry_that_fails_every_time_is_set_aside_after_its_attempts(pa
     async def broken(*args, **kwargs):
         raise RuntimeError("bug")
 
-    worker.pipeline.incidents.change_group = broken  # type: ignore[method-assign]
+    worker.pipeline.incidents.change_latest = broken  # type: ignore[method-assign]
     async with running(worker):
         entry = await parts.add("backend-5xx-firing", T0)
         await eventually(lambda: settled(parts))
