@@ -235,11 +235,7 @@ async def test_resolution_closes_the_incident_after_a_rules_check(parts: Parts) 
     clock = Clock(T0 + timedelta(seconds=40))
     analyse, recheck = FakeAnalysis(), FakeAnalysis(ok_report())
     async with running(parts.worker(analyse, recheck=recheck, now=clock)):
-        await parts.add("backend-5xx-firing", T0)
-        await eventually(lambda: _with_report(parts))
-        clock.advance(minutes=22)
-        await parts.add("backend-5xx-resolved", T0 + timedelta(minutes=22))
-        await eventually(lambda: settled(parts))
+        await fire_and_resolve(parts, clock)
         waiting = await parts.only_incident()
         assert waiting.status == "resolved" and waiting.recheck is None and recheck.requests == []
         clock.advance(minutes=5)  # 10:09, past the end (10:03:15.5) and the five minutes after it
@@ -277,6 +273,15 @@ async def test_resolved_before_the_analysis_finished(parts: Parts) -> None:
     text = parts.postmortems()[0].read_text()
     assert "Backend api answers 5xx" in text and "Status:** Resolved" in text
     assert "(analysis in progress)" not in text
+
+
+async def fire_and_resolve(parts: Parts, clock: Clock) -> None:
+    """The api 5xx alert fires, is analysed, and resolves 22 minutes later (by `clock` too)."""
+    await parts.add("backend-5xx-firing", T0)
+    await eventually(lambda: _with_report(parts))
+    clock.advance(minutes=22)
+    await parts.add("backend-5xx-resolved", T0 + timedelta(minutes=22))
+    await eventually(lambda: settled(parts))
 
 
 async def _postmortem_says(parts: Parts, words: str) -> bool:
@@ -500,3 +505,54 @@ async def test_notifications_stored_before_any_worker_existed_are_processed(part
     await parts.add("firing", datetime.now(timezone.utc))  # no consumer group yet
     async with running(parts.worker(FakeAnalysis())):
         await eventually(lambda: _with_report(parts))
+
+
+async def test_a_check_scheduled_before_a_restart_is_run_by_the_next_worker(parts: Parts) -> None:
+    clock = Clock(T0 + timedelta(seconds=40))
+    async with running(parts.worker(FakeAnalysis(), recheck=FakeAnalysis(ok_report()), now=clock)):
+        await fire_and_resolve(parts, clock)
+    # The worker stopped before the check was due (10:08:15.5); nothing of it is left in memory.
+    pending = await parts.only_incident()
+    assert pending.status == "resolved" and pending.recheck is None and pending.recheck_due is not None
+    assert await parts.incidents.rechecks_due(pending.recheck_due.at) == [pending.id]
+
+    clock.advance(minutes=30)  # a new worker, long after the check was due
+    recheck = FakeAnalysis(ok_report())
+    async with running(parts.worker(FakeAnalysis(), recheck=recheck, consumer="next", now=clock)):
+        incident = await eventually(lambda: _rechecked(parts))
+        await eventually(lambda: _postmortem_says(parts, "found the signals back to normal"))
+
+    [check] = recheck.requests
+    assert check.at == pending.recheck_due.at == incident.ended_at + timedelta(minutes=5)
+    assert incident.recheck.checked_at == clock() and incident.recheck_due is None
+    assert await parts.incidents.rechecks_due(clock()) == []
+
+
+async def test_a_due_check_is_run_by_one_of_two_workers(parts: Parts) -> None:
+    one, two = FakeAnalysis(ok_report()), FakeAnalysis(ok_report())
+    await parts.add("backend-5xx-firing", T0)
+    await parts.add("backend-5xx-resolved", T0 + timedelta(minutes=22))  # its check is long overdue
+    async with running(parts.worker(FakeAnalysis(), recheck=one, consumer="one"),
+                       parts.worker(FakeAnalysis(), recheck=two, consumer="two")):
+        await eventually(lambda: _rechecked(parts))
+        await eventually(lambda: settled(parts))
+        await asyncio.sleep(0.3)  # time for a second run, were the claim not exclusive
+
+    assert len(one.requests) + len(two.requests) == 1
+
+
+async def test_a_worker_that_died_holding_a_check_leaves_it_to_another(parts: Parts) -> None:
+    stuck = FakeAnalysis(ok_report())
+    stuck.hold()
+    await parts.add("backend-5xx-firing", T0)
+    await parts.add("backend-5xx-resolved", T0 + timedelta(minutes=22))
+    first = asyncio.create_task(parts.worker(FakeAnalysis(), recheck=stuck, consumer="first",
+                                             claim_min_idle=0.3).run())
+    await asyncio.wait_for(stuck.started.wait(), PATIENCE)
+    first.cancel()  # dies with the check in flight
+    await asyncio.gather(first, return_exceptions=True)
+
+    finisher = FakeAnalysis(ok_report())
+    async with running(parts.worker(FakeAnalysis(), recheck=finisher, consumer="second", claim_min_idle=0.3)):
+        incident = await eventually(lambda: _rechecked(parts))
+    assert len(finisher.requests) == 1 and incident.recheck_due is None
