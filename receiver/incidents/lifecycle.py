@@ -2,8 +2,9 @@
 
 The notification here is one part of what Alertmanager sent: the alerts of one correlation key
 (`correlation.split`). `decide` says what should happen (open, re-open, repeat, join, update,
-resolve or ignore, and why); `apply` returns the incident as it is afterwards. Neither reads a clock: the time the notification
-was received and `now` are passed in, so the same inputs always give the same record.
+resolve or ignore, and why); `apply` returns the incident as it is afterwards. Neither reads a
+clock: the time the notification was received and `now` are passed in, so the same inputs
+always give the same record.
 """
 
 from __future__ import annotations

@@ -120,7 +120,7 @@ class NotificationPipeline:
             return lifecycle.apply(current, part, decisions[-1], now=self._now(), policy=self.policy)
 
         async with self._in_order(key):
-            before, after = await self.incidents.change_latest(key, change)
+            before, after = await self.incidents.change_latest(key, change, group_key=part.notification.group_key)
         return Applied(part, decisions[-1], before, after)
 
     async def _analyse(self, incident: Incident, entry_id: str) -> Incident:

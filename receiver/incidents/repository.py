@@ -41,6 +41,11 @@ def _pointer(correlation_key: str) -> str:
     return f"{PREFIX}:incident-key:{hashlib.sha256(correlation_key.encode()).hexdigest()[:40]}"
 
 
+def _group_pointer(group_key: str) -> str:
+    """Where records older than correlation were found: the latest incident of an Alertmanager group."""
+    return f"{PREFIX}:incident-group:{hashlib.sha256(group_key.encode()).hexdigest()[:40]}"
+
+
 class IncidentRepository:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
@@ -56,15 +61,22 @@ class IncidentRepository:
         return None if current is None else await self.get(current)
 
     async def change_latest(
-        self, correlation_key: str, change: Callable[[Incident | None], Incident | None]
+        self, correlation_key: str, change: Callable[[Incident | None], Incident | None], *,
+        group_key: str | None = None,
     ) -> tuple[Incident | None, Incident | None]:
-        """Apply `change` to the key's latest incident atomically; answers (before, after or None if unchanged)."""
+        """Apply `change` to the key's latest incident atomically; answers (before, after or None if unchanged).
+
+        A key without an incident yet takes over an open one of `group_key` stored before
+        correlation, so an upgrade does not leave it open for good.
+        """
         pointer = _pointer(correlation_key)
         async with self.redis.pipeline(transaction=True) as pipe:
             for _ in range(_MAX_ATTEMPTS):
                 try:
                     await pipe.watch(pointer)
                     current_id = await pipe.get(pointer)
+                    if current_id is None and group_key is not None:
+                        current_id = await self._older_open(pipe, group_key)
                     current = None
                     if current_id is not None:
                         await pipe.watch(_record_key(current_id))
@@ -101,6 +113,19 @@ class IncidentRepository:
                 except WatchError:
                     continue
         raise ConcurrentChange(f"incident {incident_id} kept changing")
+
+    @staticmethod
+    async def _older_open(pipe, group_key: str) -> str | None:
+        older = _group_pointer(group_key)
+        await pipe.watch(older)
+        incident_id = await pipe.get(older)
+        if incident_id is None:
+            return None
+        raw = await pipe.get(_record_key(incident_id))
+        if raw is None:
+            return None
+        incident = Incident.model_validate_json(raw)
+        return incident_id if incident.status == "open" and not incident.correlation_key else None
 
     @staticmethod
     def _write(pipe, incident: Incident) -> None:

@@ -16,7 +16,8 @@ LATENCY, ERRORS = "BackendLatencyHigh", "Backend5xxRateHigh"
 
 
 def part_of(body: dict, entry: str, received) -> tuple[str, Delivery]:
-    [(key, part)] = split(Delivery(entry_id=entry, received_at=received, notification=Notification.model_validate(body)))
+    notification = Notification.model_validate(body)
+    [(key, part)] = split(Delivery(entry_id=entry, received_at=received, notification=notification))
     return key, part
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -22,6 +24,7 @@ from receiver.incidents import (
     PostmortemWriter,
 )
 from agents import SignalsUnavailable
+from receiver.incidents import lifecycle
 from receiver.incidents.notification import Notification
 
 from tests.support.incidents import (
@@ -556,3 +559,23 @@ async def test_a_worker_that_died_holding_a_check_leaves_it_to_another(parts: Pa
     async with running(parts.worker(FakeAnalysis(), recheck=finisher, consumer="second", claim_min_idle=0.3)):
         incident = await eventually(lambda: _rechecked(parts))
     assert len(finisher.requests) == 1 and incident.recheck_due is None
+
+
+async def test_an_incident_left_open_by_the_version_before_correlation_is_resolved_by_its_group(
+        parts: Parts) -> None:
+    older = delivery("backend-5xx-firing", "1-0", T0)
+    opened = lifecycle.apply(None, older, lifecycle.decide(None, older), now=T0)
+    record = opened.model_dump(mode="json", exclude={"correlation_key"})
+    for alert in record["alerts"]:
+        del alert["group_key"], alert["group_labels"], alert["receiver"]
+    group = hashlib.sha256(older.notification.group_key.encode()).hexdigest()[:40]
+    await parts.redis.set(f"ic:incident:{opened.id}", json.dumps(record))
+    await parts.redis.set(f"ic:incident-group:{group}", opened.id)
+
+    async with running(parts.worker(FakeAnalysis(), recheck=FakeAnalysis(ok_report()))):
+        await parts.add("backend-5xx-resolved", T0 + timedelta(minutes=22))
+        await eventually(lambda: settled(parts))
+
+    incident = await parts.incidents.get(opened.id)
+    assert incident.status == "resolved" and await parts.incidents.summaries() == [incident.summary()]
+    assert (await parts.incidents.latest_for("backend=api")).id == opened.id
