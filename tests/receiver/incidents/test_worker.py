@@ -34,8 +34,10 @@ from tests.support.incidents import (
     delivery,
     eventually,
     group_payload,
+    grouped,
     ok_report,
     payload,
+    rule_alert,
 )
 
 pytestmark = pytest.mark.integration
@@ -177,6 +179,25 @@ async def test_the_same_entry_processed_twice_changes_nothing(parts: Parts) -> N
     assert again == first
     assert len(analyse.requests) == 1
     assert (await parts.only_incident()).timeline == first.timeline
+
+
+async def test_a_split_notification_processed_twice_applies_each_part_once(parts: Parts) -> None:
+    """A notification naming two backends, taken again by a worker after its first one died unacknowledged."""
+    analyse = FakeAnalysis()
+    worker = parts.worker(analyse)
+    await parts.stream.ensure_group()
+    body = grouped([rule_alert("Backend5xxRateHigh", "api"), rule_alert("Backend5xxRateHigh", "web")],
+                   by=("alertname",))
+    entry = await parts.add(body, T0)
+    [taken] = await parts.stream.read("w", count=1, block_ms=100)
+    await worker.handle(taken)
+    await worker.handle(delivery(body, entry, T0))
+
+    summaries = await parts.incidents.summaries()
+    assert len(summaries) == 2 and sorted(r.backend for r in analyse.requests) == ["api", "web"]
+    for summary in summaries:
+        incident = await parts.incidents.get(summary.id)
+        assert len(incident.applied) == 1 and incident.applied[0].startswith(f"{entry}#")
 
 
 async def test_a_repeat_only_adds_to_the_timeline(parts: Parts) -> None:
