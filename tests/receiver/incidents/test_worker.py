@@ -600,3 +600,29 @@ async def test_an_incident_left_open_by_the_version_before_correlation_is_resolv
     incident = await parts.incidents.get(opened.id)
     assert incident.status == "resolved" and await parts.incidents.summaries() == [incident.summary()]
     assert (await parts.incidents.latest_for("backend=api")).id == opened.id
+
+
+async def test_a_check_that_cannot_read_the_signals_is_retried_then_given_up(parts: Parts) -> None:
+    clock = Clock(T0 + timedelta(seconds=40))
+    down = FakeAnalysis(fail=SignalsUnavailable("redis did not answer"))
+    async with running(parts.worker(FakeAnalysis(), recheck=down, now=clock, claim_min_idle=0.3)):
+        await fire_and_resolve(parts, clock)
+        clock.advance(minutes=10)  # due
+        await eventually(lambda: _analyses_made(down, 1))
+        clock.advance(seconds=1)  # past the claim of the worker that tried: it is taken again
+        await eventually(lambda: _analyses_made(down, 2))
+        assert (await parts.only_incident()).recheck_due is not None
+        clock.advance(hours=2)  # long past its time: recorded as failed, not tried for ever
+        incident = await eventually(lambda: _without_recheck_due(parts))
+
+    assert incident.recheck is None
+    assert incident.timeline[-1].kind == "recheck_failed" and "gave up" in incident.timeline[-1].text
+
+
+async def _analyses_made(analyse: FakeAnalysis, count: int) -> bool:
+    return len(analyse.requests) >= count
+
+
+async def _without_recheck_due(parts: Parts):
+    incident = await parts.only_incident()
+    return incident if incident.recheck_due is None else None
