@@ -193,7 +193,8 @@ class IncidentWorker:
             await asyncio.sleep(max(self.claim_min_idle / 3, 0.02))
             try:
                 await self.stream.keep(self.consumer, list(self._jobs))
-                await self.incidents.hold_rechecks(list(self._rechecks), self._now(), lease_seconds=self.claim_min_idle)
+                await self.incidents.hold_rechecks(list(self._rechecks), self._now(),
+                                                   lease_seconds=self.claim_min_idle)
             except (*TRANSIENT, ResponseError) as exc:
                 log.warning("could not refresh entries in progress: %s", exc)
 

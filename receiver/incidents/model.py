@@ -1,4 +1,4 @@
-"""An incident: the alerts about one backend (or service, or job), from first firing to resolution, and what happened."""
+"""An incident: the alerts about one backend, service or job, from first firing to resolution, and what happened."""
 
 from __future__ import annotations
 

@@ -214,7 +214,8 @@ def rule_alert(alertname: str, backend: str | None, *, status: str = "firing", s
         "annotations": {"summary": f"Backend {backend}: {summary}" if backend else summary},
         "startsAt": starts_at.isoformat().replace("+00:00", "Z"),
         "endsAt": ends_at.isoformat().replace("+00:00", "Z") if ends_at else "0001-01-01T00:00:00Z",
-        "generatorURL": "http://prometheus:9090/graph", "fingerprint": hashlib.sha256(identity.encode()).hexdigest()[:16],
+        "generatorURL": "http://prometheus:9090/graph",
+        "fingerprint": hashlib.sha256(identity.encode()).hexdigest()[:16],
     }
 
 
