@@ -12,6 +12,7 @@ import contextlib
 import logging
 import math
 from collections.abc import AsyncIterator, Coroutine
+from datetime import timedelta
 from typing import Any
 
 from agents import AnalysisMetrics, LLMClient
@@ -108,7 +109,10 @@ def incident_worker(settings: Settings, redis: Redis, analysis: IncidentAnalysis
         AlertStream(redis), IncidentRepository(redis), analysis,
         postmortems=postmortem_writer(settings), metrics=metrics, consumer=consumer,
         concurrency=settings.analysis_concurrency, claim_min_idle=settings.worker_reclaim_idle_seconds,
-        policy=Policy(min_window_minutes=settings.incident_window_min_minutes), on_change=announcer,
+        policy=Policy(min_window_minutes=settings.incident_window_min_minutes,
+                      reopen_window=timedelta(minutes=settings.incident_reopen_minutes),
+                      recheck_delay=timedelta(seconds=settings.recheck_delay_seconds)),
+        on_change=announcer,
     )
 
 

@@ -126,6 +126,16 @@ class Settings(BaseSettings):
     worker_reclaim_idle_seconds: float = Field(
         60, gt=0, description="A notification a worker took and left this long (it died) is taken over by another."
     )
+    incident_reopen_minutes: float = Field(
+        10, ge=0,
+        description="An alert firing again within this long after its incident resolved re-opens it (a flap) "
+                    "instead of opening another; 0 never re-opens.",
+    )
+    recheck_delay_seconds: float = Field(
+        300, gt=0,
+        description="The check after a resolution looks at the signals this long after it, over as many minutes "
+                    "(at least one); it runs then, from a schedule kept in Redis.",
+    )
     postmortem_dir: Path = Field(Path("docs/post-mortems"), description="Where post-mortems are written.")
     slo_target_pct: float = Field(99.9, gt=0, lt=100, description="Availability SLO for error-budget figures.")
 

@@ -7,6 +7,7 @@ plain dicts are described by the small models below.
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import cache
 from importlib import metadata
 from typing import Any, Literal
@@ -113,6 +114,7 @@ IncidentDetail = create_model(
     severity=(str, Field(description="The worst severity the alerts declared, else the report's verdict.")),
     analysis_pending=(bool, Field(description="An analysis is owed and not written yet.")),
     recheck_pending=(bool, Field(description="A check after the resolution is owed.")),
+    recheck_due_at=(datetime | None, Field(description="When the owed check after the resolution is due.")),
     durations_seconds=(IncidentDurations, ...),
 )
 

@@ -2,7 +2,8 @@
 
 Workers share the stream through a consumer group: each takes new entries, keeps the ones
 it works on from looking abandoned, reclaims the entries of workers that died, and sets
-aside an entry that failed too many times.
+aside an entry that failed too many times. Between reads it runs the checks after resolutions
+that have come due, each claimed by one worker for a while (another takes it if that one dies).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class IncidentWorker:
         on_change: Callable[[Incident], Awaitable[None]] | None = None,
     ) -> None:
         self.stream = stream
+        self.incidents = incidents
         self.metrics = metrics
         # A finished analysis is stored again for as long as no other worker may reclaim its entry.
         self.pipeline = NotificationPipeline(
@@ -68,7 +70,9 @@ class IncidentWorker:
         self.max_deliveries = max_deliveries
         self.housekeeping_seconds = housekeeping_seconds
         self.retry_seconds = retry_seconds
+        self._now = now
         self._jobs: dict[str, asyncio.Task] = {}
+        self._rechecks: dict[str, asyncio.Task] = {}
         self._slot_free = asyncio.Event()
         self._group_ready = False
         self._cursor = "0-0"
@@ -96,7 +100,7 @@ class IncidentWorker:
                     raise asyncio.CancelledError
                 await cycle(self._cycle)
         finally:
-            running = [keep_alive, *self._jobs.values()]
+            running = [keep_alive, *self._jobs.values(), *self._rechecks.values()]
             for task in running:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
@@ -113,6 +117,7 @@ class IncidentWorker:
         if not self._group_ready:
             await self.stream.ensure_group()
             self._group_ready = True
+        await self._start_due_rechecks()
         while len(self._jobs) >= self.concurrency:
             self._slot_free.clear()
             await self._slot_free.wait()
@@ -148,6 +153,27 @@ class IncidentWorker:
 
         task.add_done_callback(finished)
 
+    async def _start_due_rechecks(self) -> None:
+        """Claim and start the checks after resolutions that are due, overdue ones (from before a restart) too."""
+        now = self._now()
+        for incident_id in await self.incidents.rechecks_due(now, limit=self.concurrency):
+            if incident_id in self._rechecks:
+                continue
+            if not await self.incidents.claim_recheck(incident_id, now, lease_seconds=self.claim_min_idle):
+                continue  # another worker has it
+            task = asyncio.create_task(self._recheck(incident_id), name=f"incident-recheck-{incident_id}")
+            self._rechecks[incident_id] = task
+            task.add_done_callback(lambda _, ident=incident_id: self._rechecks.pop(ident, None))
+
+    async def _recheck(self, incident_id: str) -> None:
+        try:
+            await self.pipeline.recheck(incident_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Still scheduled: taken again, here or elsewhere, once the claim lapses.
+            log.exception("check after resolution not done; it will be retried", extra={"incident": incident_id})
+
     async def _job(self, entry: Delivery | Undecodable) -> None:
         try:
             if isinstance(entry, Undecodable):
@@ -169,6 +195,8 @@ class IncidentWorker:
             await asyncio.sleep(max(self.claim_min_idle / 3, 0.02))
             try:
                 await self.stream.keep(self.consumer, list(self._jobs))
+                await self.incidents.hold_rechecks(list(self._rechecks), self._now(),
+                                                   lease_seconds=self.claim_min_idle)
             except (*TRANSIENT, ResponseError) as exc:
                 log.warning("could not refresh entries in progress: %s", exc)
 

@@ -1,8 +1,10 @@
-"""What a notification does to its group's incident: pure decisions with a named reason, and their effect.
+"""What a notification does to the incident its alerts concern: pure decisions with a named reason, and their effect.
 
-`decide` says what should happen (open, repeat, join, update, resolve or ignore, and why); `apply`
-returns the incident as it is afterwards. Neither reads a clock: the time the notification
-was received and `now` are passed in, so the same inputs always give the same record.
+The notification here is one part of what Alertmanager sent: the alerts of one correlation key
+(`correlation.split`). `decide` says what should happen (open, re-open, repeat, join, update,
+resolve or ignore, and why); `apply` returns the incident as it is afterwards. Neither reads a
+clock: the time the notification was received and `now` are passed in, so the same inputs
+always give the same record.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from enum import Enum
 
 from agents import AlertContext, AnalysisRequest, Report, Severity
 
+from .correlation import UNSCOPED, correlation_key, key_label
 from .model import AlertRecord, Delivery, Due, Incident, Recheck, TimelineEntry, severity_rank
 from .naming import incident_id, postmortem_file_name
 from .notification import Alert, Notification, dedup_key
@@ -25,12 +28,14 @@ class Action(str, Enum):
     JOIN = "join"
     UPDATE = "update"
     RESOLVE = "resolve"
+    REOPEN = "reopen"
     IGNORE = "ignore"
 
 
 class Reason(str, Enum):
     FIRST_FIRING = "first_firing"
     REFIRED = "refired_after_resolution"
+    FLAPPED = "refired_within_reopen_window"
     RESOLVED_UNSEEN = "resolved_without_open_incident"
     SAME_FIRING_SET = "same_firing_set"
     SOME_RESOLVED = "some_alerts_resolved"
@@ -39,6 +44,7 @@ class Reason(str, Enum):
     LABELS_CHANGED = "alert_labels_changed"
     ALERT_CAP = "alert_cap_reached"
     ALL_RESOLVED = "all_alerts_resolved"
+    OTHERS_FIRING = "group_resolved_others_firing"
     ALREADY_APPLIED = "already_applied"
     DUPLICATE = "duplicate_delivery"
     ALREADY_RESOLVED = "already_resolved"
@@ -100,7 +106,12 @@ class Policy:
     # be mostly the healthy time before a fresh incident, and dilute it below its thresholds.
     min_window_minutes: int = 3
     max_window_minutes: int = 60
-    recheck_window_minutes: int = 5
+    # An alert firing again this soon after the incident's end re-opens it: a flap, not a new failure.
+    reopen_window: timedelta = timedelta(minutes=10)
+    # The check after a resolution looks at the signals this long after it, over as many minutes.
+    recheck_delay: timedelta = timedelta(minutes=5)
+    # A check that cannot read the signals is tried again until this long past its time.
+    recheck_give_up: timedelta = timedelta(hours=1)
     max_alerts: int = 200
     # Label changes listed one by one in a timeline; later ones are counted in one entry.
     max_change_entries: int = 50
@@ -112,7 +123,7 @@ DEFAULT_POLICY = Policy()
 
 
 def decide(current: Incident | None, delivery: Delivery, *, policy: Policy = DEFAULT_POLICY) -> Decision:
-    """What this notification means for the group's latest incident (None: the group has none)."""
+    """What this notification means for the latest incident of its correlation key (None: there is none)."""
     n = delivery.notification
     firing = n.firing
     if current is not None and delivery.entry_id in current.applied:
@@ -124,16 +135,22 @@ def decide(current: Incident | None, delivery: Delivery, *, policy: Policy = DEF
     changes = alert_changes(current.alerts, n.alerts)
     if not changes and _is_duplicate(current, delivery, policy.dedup_window):
         return Decision(Action.IGNORE, Reason.DUPLICATE)
+    changed = tuple(sorted({c.alert.fingerprint for c in changes}))
     if current.status == "resolved":
         if not firing:
             return Decision(Action.IGNORE, Reason.ALREADY_RESOLVED)
         known = {(a.fingerprint, a.starts_at) for a in current.alerts}
-        if all((a.fingerprint, a.starts_at) in known for a in firing):
+        refired = [a for a in firing if (a.fingerprint, a.starts_at) not in known]
+        if not refired:
             return Decision(Action.IGNORE, Reason.STALE_FIRING)
+        if _within_reopen_window(current, refired, policy.reopen_window):
+            new = tuple(sorted({a.fingerprint for a in refired}))
+            return Decision(Action.REOPEN, Reason.FLAPPED, new, changed)
         return Decision(Action.OPEN, Reason.REFIRED)
     if not firing:
+        if others_firing(current, n):
+            return Decision(Action.REPEAT, Reason.OTHERS_FIRING, changed_fingerprints=changed)
         return Decision(Action.RESOLVE, Reason.ALL_RESOLVED)
-    changed = tuple(sorted({c.alert.fingerprint for c in changes}))
     known_fingerprints = {a.fingerprint for a in current.alerts}
     new = tuple(sorted({a.fingerprint for a in firing} - known_fingerprints))
     if new:
@@ -152,6 +169,20 @@ def decide(current: Incident | None, delivery: Delivery, *, policy: Policy = DEF
     return Decision(Action.REPEAT, Reason.SAME_FIRING_SET)
 
 
+def _within_reopen_window(current: Incident, refired: list[Alert], window: timedelta) -> bool:
+    """The alerts started again (or had started) no later than `window` after the incident ended."""
+    if window <= timedelta(0) or current.ended_at is None:
+        return False
+    return min(a.starts_at for a in refired) - current.ended_at <= window
+
+
+def others_firing(current: Incident, n: Notification) -> list[AlertRecord]:
+    """Alerts of the incident still firing that another Alertmanager group notified."""
+    mentioned = {a.fingerprint for a in n.alerts}
+    return [a for a in current.alerts
+            if a.status == "firing" and a.group_key != n.group_key and a.fingerprint not in mentioned]
+
+
 def _is_duplicate(current: Incident, delivery: Delivery, window: timedelta) -> bool:
     seen = current.seen.get(dedup_key(delivery.notification))
     return seen is not None and abs(delivery.received_at - seen) < window
@@ -165,6 +196,9 @@ def apply(current: Incident | None, delivery: Delivery, decision: Decision, *, n
     if decision.action is Action.OPEN:
         incident = _open(delivery, decision, now=now, policy=policy,
                          previous=current.id if current is not None else None)
+    elif decision.action is Action.REOPEN:
+        assert current is not None
+        incident = _reopen(current, delivery, decision, now=now, policy=policy)
     else:
         assert current is not None
         incident = _change(current, delivery, decision, now=now, policy=policy)
@@ -188,18 +222,21 @@ def _open(delivery: Delivery, decision: Decision, *, now: datetime, policy: Poli
     onset = min(a.starts_at for a in opening)
     ident = incident_id(n.group_key, delivery.entry_id, received)
     title = alert_title(n)
-    alerts, dropped = _merge_alerts([], n.alerts, received, policy.max_alerts)
+    alerts, dropped = _merge_alerts([], n, received, policy.max_alerts)
     timeline = [TimelineEntry(at=a.starts_at, kind="onset", text=f"{_alert_name(a, n)} started firing.")
                 for a in sorted(opening, key=lambda a: a.starts_at)[:10]]
     if len(opening) > 10:
         timeline.append(TimelineEntry(at=onset, kind="onset", text=f"{len(opening) - 10} more alerts started firing."))
     first = "firing" if firing else "resolved"
     timeline.append(TimelineEntry(at=received, kind="notified", text=_notified_text(n, first)))
+    key = correlation_key(n.alerts[0])
+    if not key.startswith("backend="):
+        timeline.append(TimelineEntry(at=received, kind="scope", text=scope_text(key)))
     # A group first heard of resolved is analysed up to its end, not up to the (later) notification.
     last_seen = received if firing else max((a.ends_at for a in opening if a.ends_at), default=received)
     analysis_at = min(last_seen, received, onset + policy.latest_after_onset)
     incident = Incident(
-        id=ident, group_key=n.group_key, status="open", title=title, receiver=n.receiver,
+        id=ident, group_key=n.group_key, correlation_key=key, status="open", title=title, receiver=n.receiver,
         external_url=n.external_url, group_labels=n.group_labels, common_labels=n.common_labels,
         alerts=alerts, alerts_not_recorded=dropped + n.truncated_alerts, onset_at=onset, notified_at=received,
         first_notification=first, updated_at=now, timeline=timeline, revision=1,
@@ -210,6 +247,14 @@ def _open(delivery: Delivery, decision: Decision, *, now: datetime, policy: Poli
     if not firing:
         incident = _resolve(incident, delivery, now=now, policy=policy)
     return incident
+
+
+def scope_text(key: str) -> str:
+    """What an incident without a backend is analysed over, and why."""
+    if key == UNSCOPED:
+        return ("Its alerts concern nothing the service measures by backend (they name no backend, service or "
+                "job); analysed over all backends.")
+    return f"Its alerts name no backend ({key_label(key)}); analysed over all backends."
 
 
 def analysed_by_hand(report: Report) -> Incident:
@@ -234,7 +279,7 @@ def _change(current: Incident, delivery: Delivery, decision: Decision, *, now: d
             policy: Policy) -> Incident:
     n = delivery.notification
     received = delivery.received_at
-    alerts, dropped = _merge_alerts(current.alerts, n.alerts, received, policy.max_alerts)
+    alerts, dropped = _merge_alerts(current.alerts, n, received, policy.max_alerts)
     incident = current.model_copy(update={
         "alerts": alerts,
         "alerts_not_recorded": max(current.alerts_not_recorded, dropped + n.truncated_alerts),
@@ -250,9 +295,13 @@ def _change(current: Incident, delivery: Delivery, decision: Decision, *, now: d
         for alert in sorted(joined, key=lambda a: a.starts_at)[:10]:
             timeline.append(TimelineEntry(at=alert.starts_at, kind="alert_joined",
                                           text=f"{_alert_name(alert, n)} started firing and joined the incident."))
-        timeline.append(TimelineEntry(at=received, kind="notified",
-                                      text=f"Alertmanager notified the group again with {len(joined)} new "
-                                           f"alert{'s' if len(joined) != 1 else ''}; analysing again."))
+        plural = "s" if len(joined) != 1 else ""
+        if n.group_key in {a.group_key for a in current.alerts}:
+            text = f"Alertmanager notified the group again with {len(joined)} new alert{plural}; analysing again."
+        else:
+            text = (f"Alertmanager notified another group ({_group_text(n)}) of {len(joined)} alert{plural} "
+                    f"on {key_label(correlation_key(joined[0]))}; analysing again.")
+        timeline.append(TimelineEntry(at=received, kind="notified", text=text))
         revision = incident.revision + 1
         anchor = min(a.starts_at for a in joined)
         at = min(received, anchor + policy.latest_after_onset)
@@ -270,6 +319,13 @@ def _change(current: Incident, delivery: Delivery, decision: Decision, *, now: d
             "analysis_due": Due(revision=revision, owner=delivery.entry_id, at=received,
                                 window_minutes=_window(received, incident.onset_at, policy)),
         })
+    if decision.reason is Reason.OTHERS_FIRING:
+        still = others_firing(current, n)
+        names = ", ".join(sorted({a.alertname or "Alert" for a in still})[:3])
+        timeline.append(TimelineEntry(at=received, kind="alerts_resolved",
+                                      text=f"The alerts of group {_group_text(n)} resolved; {len(still)} from "
+                                           f"other groups still firing ({_clip(names, 300)})."))
+        return incident.model_copy(update={"timeline": timeline})
     if decision.reason is Reason.SOME_RESOLVED:
         was_firing = {a.fingerprint for a in current.alerts if a.status == "firing"}
         for alert in n.alerts:
@@ -334,24 +390,70 @@ def change_text(change: AlertChange) -> str:
 
 
 def _resolve(incident: Incident, delivery: Delivery, *, now: datetime, policy: Policy) -> Incident:
-    n = delivery.notification
+    """Resolved at its last alert's end; the check after it is due `recheck_delay` later."""
     received = delivery.received_at
-    ends = [a.ends_at for a in n.alerts if a.ends_at is not None]
+    ends = [a.ends_at for a in incident.alerts if a.status == "resolved" and a.ends_at is not None]
     ended = max(ends) if ends else received
+    groups = {a.group_key for a in incident.alerts}
     timeline = [
         *incident.timeline,
-        TimelineEntry(at=ended, kind="resolved", text="All alerts of the group resolved."),
+        TimelineEntry(at=ended, kind="resolved",
+                      text="All alerts of the group resolved." if len(groups) <= 1 else
+                      f"All alerts resolved, of all {len(groups)} groups."),
         TimelineEntry(at=received, kind="resolve_notified", text="Alertmanager notified the resolution."),
     ]
+    delay = policy.recheck_delay
     return incident.model_copy(update={
         "status": "resolved", "ended_at": ended, "resolve_notified_at": received, "timeline": timeline,
-        "recheck_due": Due(revision=1, owner=delivery.entry_id, at=now,
-                           window_minutes=policy.recheck_window_minutes),
+        "recheck_due": Due(revision=incident.revision, owner=delivery.entry_id, at=ended + delay,
+                           window_minutes=max(1, math.ceil(delay.total_seconds() / 60))),
     })
 
 
-def _merge_alerts(recorded: list[AlertRecord], incoming: list[Alert], received: datetime,
+def _reopen(current: Incident, delivery: Delivery, decision: Decision, *, now: datetime,
+            policy: Policy) -> Incident:
+    """A flap: the resolved incident is open again and analysed again; its pending check is dropped."""
+    n = delivery.notification
+    received = delivery.received_at
+    alerts, dropped = _merge_alerts(current.alerts, n, received, policy.max_alerts)
+    refired = sorted((a for a in n.firing if a.fingerprint in decision.new_fingerprints), key=lambda a: a.starts_at)
+    anchor = refired[0].starts_at
+    assert current.ended_at is not None
+    after = anchor - current.ended_at
+    timeline = [*current.timeline, *(
+        TimelineEntry(at=a.starts_at, kind="onset", text=f"{_alert_name(a, n)} started firing again.")
+        for a in refired[:10])]
+    timeline.append(TimelineEntry(
+        at=received, kind="reopened",
+        text=f"Re-opened: alerts fired again {_minutes(after)} after the resolution, within the "
+             f"{_minutes(policy.reopen_window)} that count as the same failure; analysing again."))
+    revision = current.revision + 1
+    at = min(received, anchor + policy.latest_after_onset)
+    return current.model_copy(update={
+        "status": "open", "alerts": alerts,
+        "alerts_not_recorded": max(current.alerts_not_recorded, dropped + n.truncated_alerts),
+        "ended_at": None, "resolve_notified_at": None, "timeline": timeline,
+        "recheck": None, "recheck_due": None, "revision": revision,
+        "analysis_due": Due(revision=revision, owner=delivery.entry_id, at=at,
+                            window_minutes=_window(at, current.onset_at, policy)),
+    })
+
+
+def _minutes(span: timedelta) -> str:
+    seconds = max(0, round(span.total_seconds()))
+    return f"{seconds} s" if seconds < 120 else f"{round(seconds / 60)} min"
+
+
+def _group_text(n: Notification) -> str:
+    """A group as people read it: its labels, else its key."""
+    labels = ", ".join(f"{k}={v}" for k, v in sorted(n.group_labels.items()))
+    return _clip(labels or n.group_key, 200)
+
+
+def _merge_alerts(recorded: list[AlertRecord], group: Notification, received: datetime,
                   cap: int) -> tuple[list[AlertRecord], int]:
+    """The records with the group's alerts as now notified; a new one keeps the group that first notified it."""
+    incoming = group.alerts
     by_fingerprint = {a.fingerprint: a for a in recorded}
     order = [a.fingerprint for a in recorded]
     dropped = 0
@@ -365,6 +467,9 @@ def _merge_alerts(recorded: list[AlertRecord], incoming: list[Alert], received: 
             severity=alert.labels.get("severity"), labels=alert.labels, annotations=alert.annotations,
             starts_at=alert.starts_at, ends_at=alert.ends_at, generator_url=alert.generator_url,
             first_notified_at=before.first_notified_at if before else received,
+            group_key=before.group_key if before else group.group_key,
+            group_labels=before.group_labels if before else group.group_labels,
+            receiver=before.receiver if before else group.receiver,
         )
         if before is None:
             order.append(alert.fingerprint)
@@ -410,15 +515,11 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-# Owed work: the entry that asked for an analysis or a recheck is the one that runs it.
+# Owed work: the entry that asked for an analysis is the one that runs it; the check after a
+# resolution is scheduled for its time (`recheck_due.at`) and run by whichever worker claims it.
 
 def owed_analysis(incident: Incident, entry_id: str) -> Due | None:
     due = incident.analysis_due
-    return due if due is not None and due.owner == entry_id else None
-
-
-def owed_recheck(incident: Incident, entry_id: str) -> Due | None:
-    due = incident.recheck_due
     return due if due is not None and due.owner == entry_id else None
 
 
@@ -430,8 +531,9 @@ def analysis_request(incident: Incident, due: Due, *, max_alerts: int = 50) -> A
 
 
 def recheck_request(incident: Incident, due: Due) -> AnalysisRequest:
-    """A short window ending after the resolution, for the same backend, without the alerts' anchoring."""
-    return AnalysisRequest(window_minutes=due.window_minutes, at=due.at, backend=_one_backend(incident))
+    """The minutes after the resolution, for the same backend, against the baseline before the onset."""
+    return AnalysisRequest(window_minutes=due.window_minutes, at=due.at, backend=_one_backend(incident),
+                           baseline_before=incident.onset_at)
 
 
 def _one_backend(incident: Incident) -> str | None:
@@ -487,19 +589,33 @@ def record_analysis_failure(incident: Incident, due: Due, error: str, *, now: da
 
 
 def attach_recheck(incident: Incident, due: Due, report: Report, *, now: datetime) -> Incident:
+    """The check's result, unless the incident no longer owes it (re-opened, or resolved again since)."""
+    if incident.recheck_due != due:
+        return incident
     abnormal = [f"{f.specialist}: {f.summary}" for f in report.findings if f.severity is not Severity.ok]
     normal = report.overall_severity is Severity.ok
-    recheck = Recheck(checked_at=now, window_minutes=due.window_minutes, severity=report.overall_severity,
-                      normal=normal, title=report.title, abnormal=abnormal, mode=report.synthesis.mode)
-    text = (f"Signals back to normal over the last {due.window_minutes} min." if normal
-            else f"Signals still {report.overall_severity.value} after the resolution: {report.title}")
+    recheck = Recheck(checked_at=now, window_minutes=due.window_minutes, window_end=due.at,
+                      severity=report.overall_severity, normal=normal, title=report.title, abnormal=abnormal,
+                      mode=report.synthesis.mode)
+    span = recheck_span(incident, due)
+    text = (f"Signals back to normal {span}." if normal
+            else f"Signals still {report.overall_severity.value} {span}: {report.title}")
     return incident.model_copy(update={
         "updated_at": now, "recheck": recheck, "recheck_due": _settled(incident.recheck_due, due),
         "timeline": [*incident.timeline, TimelineEntry(at=now, kind="recheck", text=text)],
     })
 
 
+def recheck_span(incident: Incident, due: Due) -> str:
+    """Which minutes a check looked at: "over 10:03:15–10:08:15 UTC (5 min, ending 5 min after the resolution)"."""
+    start = due.at - timedelta(minutes=due.window_minutes)
+    after = f", ending {_minutes(due.at - incident.ended_at)} after the resolution" if incident.ended_at else ""
+    return f"over {start:%H:%M:%S}–{due.at:%H:%M:%S} UTC ({due.window_minutes} min{after})"
+
+
 def record_recheck_failure(incident: Incident, due: Due, error: str, *, now: datetime) -> Incident:
+    if incident.recheck_due != due:
+        return incident
     return incident.model_copy(update={
         "updated_at": now, "recheck_due": _settled(incident.recheck_due, due),
         "timeline": [*incident.timeline, TimelineEntry(at=now, kind="recheck_failed",
@@ -513,8 +629,6 @@ def abandon(incident: Incident, entry_id: str, reason: str, *, now: datetime) ->
     if incident.analysis_due is not None and incident.analysis_due.owner == entry_id:
         update["analysis_due"] = None
         update["analysis_error"] = reason
-    if incident.recheck_due is not None and incident.recheck_due.owner == entry_id:
-        update["recheck_due"] = None
     if len(update) == 1:
         return incident
     update["timeline"] = [*incident.timeline, TimelineEntry(at=now, kind="abandoned", text=reason)]

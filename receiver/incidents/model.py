@@ -1,4 +1,4 @@
-"""An incident: the alerts of one Alertmanager group from first firing to resolution, and what happened."""
+"""An incident: the alerts about one backend, service or job, from first firing to resolution, and what happened."""
 
 from __future__ import annotations
 
@@ -7,14 +7,15 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from agents import Report, Severity
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .notification import Notification
 
 IncidentStatus = Literal["open", "resolved"]
 TimelineKind = Literal[
     "onset", "notified", "repeat", "alert_joined", "alert_changed", "alerts_resolved", "diagnosed", "analysis_failed",
-    "resolved", "resolve_notified", "recheck", "recheck_failed", "abandoned", "delivery_failed",
+    "resolved", "resolve_notified", "reopened", "recheck", "recheck_failed", "abandoned", "scope",
+    "delivery_failed",
 ]
 
 # Alert severities in the words teams use, worst first; anything else ranks below them.
@@ -45,7 +46,7 @@ class Delivery:
 
 
 class AlertRecord(BaseModel):
-    """One alert of the group as last notified; strings are untrusted and escaped when rendered."""
+    """One alert of the incident as last notified; strings are untrusted and escaped when rendered."""
 
     fingerprint: str
     alertname: str
@@ -57,6 +58,9 @@ class AlertRecord(BaseModel):
     ends_at: datetime | None = None
     generator_url: str = ""
     first_notified_at: datetime
+    group_key: str = Field("", description="The Alertmanager group that first notified it.")
+    group_labels: dict[str, str] = Field(default_factory=dict, description="That group's labels.")
+    receiver: str = Field("", description="The Alertmanager receiver of that group.")
 
 
 class TimelineEntry(BaseModel):
@@ -79,8 +83,9 @@ class Due(BaseModel):
 class Recheck(BaseModel):
     """The rules-only look at the signals after the resolution."""
 
-    checked_at: datetime
+    checked_at: datetime = Field(description="When the check ran.")
     window_minutes: int
+    window_end: datetime | None = Field(None, description="End of the minutes looked at (unset in older records).")
     severity: Severity
     normal: bool
     title: str
@@ -92,7 +97,9 @@ class Incident(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     id: str
-    group_key: str
+    group_key: str = Field(description="The Alertmanager group whose notification opened the incident.")
+    correlation_key: str = Field("", description="What its alerts concern: `backend=api`, `service=x`, `job=y` "
+                                                 "or `*`; empty in records older than correlation.")
     status: IncidentStatus
     title: str
     receiver: str = ""
@@ -120,6 +127,18 @@ class Incident(BaseModel):
     seen: dict[str, datetime] = Field(default_factory=dict, description="Dedup key -> when it was last received.")
     postmortem_file: str
     previous_incident: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _alerts_of_older_records(cls, data):
+        """Records older than correlation hold one group's alerts: theirs is the incident's group."""
+        if not isinstance(data, dict) or not isinstance(data.get("alerts"), list):
+            return data
+        group = {"group_key": data.get("group_key", ""), "group_labels": data.get("group_labels") or {},
+                 "receiver": data.get("receiver", "")}
+        alerts = [{**alert, **group} if isinstance(alert, dict) and not alert.get("group_key") else alert
+                  for alert in data["alerts"]]
+        return {**data, "alerts": alerts}
 
     @property
     def alert_severity(self) -> str | None:
@@ -165,6 +184,7 @@ class Incident(BaseModel):
         body["severity"] = self.severity
         body["analysis_pending"] = self.analysis_due is not None
         body["recheck_pending"] = self.recheck_due is not None
+        body["recheck_due_at"] = self.recheck_due.model_dump(mode="json")["at"] if self.recheck_due else None
         body["durations_seconds"] = {
             "time_to_detect": _seconds(self.time_to_detect),
             "time_to_diagnose": _seconds(self.time_to_diagnose),

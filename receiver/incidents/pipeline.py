@@ -1,9 +1,11 @@
-"""One stored notification, start to finish: dedup → analyse → render → record.
+"""One stored notification, start to finish: split → dedup → analyse → render → record.
 
-The HTTP edge has already validated and persisted the notification. Here the lifecycle
-decision is saved atomically, the analysis (or the recheck after a resolution) runs, the
-post-mortem is rendered, and the stream entry is acknowledged only once the incident is
-saved, so every stage can run twice without doing anything twice.
+The HTTP edge has already validated and persisted the notification. Here it is split by what
+its alerts concern (one part per backend, service or job), each part's lifecycle decision is
+saved atomically on its own incident, the analysis runs, the post-mortem is rendered, and the
+stream entry is acknowledged only once every part is saved, so every stage can run twice
+without doing anything twice. The check after a resolution is scheduled, not run here: the
+worker runs it when it is due (`recheck`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from datetime import datetime, timezone
 from agents import AnalysisRequest, Report, SignalsUnavailable
 
 from ..retry import REDIS_UNAVAILABLE, retrying
-from . import lifecycle
+from . import correlation, lifecycle
 from .analysis import Analyse, IncidentAnalysis
 from .lifecycle import Action, Decision, Policy, Reason
 from .metrics import IncidentMetrics
@@ -43,8 +45,9 @@ def utc_now() -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class Applied:
-    """A notification's lifecycle decision and the group's incident before and after it (None: unchanged)."""
+    """A notification part's lifecycle decision and its incident before and after it (None: unchanged)."""
 
+    part: Delivery
     decision: Decision
     before: Incident | None
     after: Incident | None
@@ -86,34 +89,44 @@ class NotificationPipeline:
         # does (enqueue an announcement) is done again if the entry is, so it must be idempotent.
         self.on_change = on_change
         self._analyses = asyncio.Semaphore(concurrency)
-        self._group_order: dict[str, list] = {}
+        self._key_order: dict[str, list] = {}
 
     async def handle(self, delivery: Delivery) -> Incident | None:
-        """dedup → analyse → render → record, for one stored notification; safe to run twice."""
-        applied = await self._dedup(delivery)
+        """split → dedup → analyse → render → record, for one stored notification; safe to run twice.
+
+        Answers the incident of its first part.
+        """
+        parts = correlation.split(delivery)
+        outcomes = await asyncio.gather(*(self._handle_part(key, part) for key, part in parts),
+                                        return_exceptions=True)
+        failed = [o for o in outcomes if isinstance(o, BaseException)]
+        if failed:  # the entry stays pending; the parts that were saved are not applied again
+            raise failed[0]
+        done = [o for o in outcomes if not isinstance(o, BaseException)]
+        await self._record(delivery, [applied for applied, _ in done])
+        return done[0][1]
+
+    async def _handle_part(self, key: str, part: Delivery) -> tuple[Applied, Incident | None]:
+        applied = await self._dedup(key, part)
         incident = applied.after or applied.before
         if incident is not None and applied.touches_incident:
-            owed = (lifecycle.owed_analysis(incident, delivery.entry_id)
-                    or lifecycle.owed_recheck(incident, delivery.entry_id))
-            if owed:
+            if lifecycle.owed_analysis(incident, part.entry_id):
                 await self._render(incident)  # the draft exists while the analysis runs
-            incident = await self._analyse(incident, delivery.entry_id)
-            incident = await self._recheck(incident, delivery.entry_id)
+            incident = await self._analyse(incident, part.entry_id)
             await self._render(incident)
             await self._changed(incident)
-        await self._record(delivery, applied)
-        return incident
+        return applied, incident
 
-    async def _dedup(self, delivery: Delivery) -> Applied:
+    async def _dedup(self, key: str, part: Delivery) -> Applied:
         decisions: list[Decision] = []
 
         def change(current: Incident | None) -> Incident | None:
-            decisions.append(lifecycle.decide(current, delivery, policy=self.policy))
-            return lifecycle.apply(current, delivery, decisions[-1], now=self._now(), policy=self.policy)
+            decisions.append(lifecycle.decide(current, part, policy=self.policy))
+            return lifecycle.apply(current, part, decisions[-1], now=self._now(), policy=self.policy)
 
-        async with self._in_order(delivery.notification.group_key):
-            before, after = await self.incidents.change_group(delivery.notification.group_key, change)
-        return Applied(decisions[-1], before, after)
+        async with self._in_order(key):
+            before, after = await self.incidents.change_latest(key, change, group_key=part.notification.group_key)
+        return Applied(part, decisions[-1], before, after)
 
     async def _analyse(self, incident: Incident, entry_id: str) -> Incident:
         due = lifecycle.owed_analysis(incident, entry_id)
@@ -126,17 +139,35 @@ class NotificationPipeline:
         return await self.incidents.change(
             incident.id, lambda c: lifecycle.record_analysis_failure(c, due, error or "unknown error", now=self._now()))
 
-    async def _recheck(self, incident: Incident, entry_id: str) -> Incident:
-        due = lifecycle.owed_recheck(incident, entry_id)
-        if due is None:
+    async def recheck(self, incident_id: str) -> Incident | None:
+        """Run the check after an incident's resolution, which this worker claimed; render the result.
+
+        A check that could not read the metrics is left scheduled and tried again once the claim
+        lapses, until `policy.recheck_give_up` past its time.
+        """
+        incident = await self.incidents.get(incident_id)
+        due = incident.recheck_due if incident is not None else None
+        if incident is None or due is None:
+            await self.incidents.forget_recheck(incident_id)
             return incident
         check = self.analysis.recheck or self.analysis.analyse
-        report, error = await self._run("recheck", check, lifecycle.recheck_request(incident, due))
+        try:
+            report, error = await self._run("recheck", check, lifecycle.recheck_request(incident, due))
+        except SignalsUnavailable as exc:
+            if self._now() - due.at < self.policy.recheck_give_up:
+                raise
+            report, error = None, f"gave up, the signals stayed unreadable: {exc}"[:500]
         if report is not None:
-            return await self._keep_result(
+            incident = await self._keep_result(
                 incident.id, lambda c: lifecycle.attach_recheck(c, due, report, now=self._now()))
-        return await self.incidents.change(
-            incident.id, lambda c: lifecycle.record_recheck_failure(c, due, error or "unknown error", now=self._now()))
+        else:
+            incident = await self.incidents.change(
+                incident.id,
+                lambda c: lifecycle.record_recheck_failure(c, due, error or "unknown error", now=self._now()))
+        await self._render(incident)
+        await self._changed(incident)
+        log.info("check after resolution done", extra={"incident": incident.id, "at": due.at.isoformat()})
+        return incident
 
     async def _keep_result(self, incident_id: str, change: Callable[[Incident], Incident]) -> Incident:
         """Store a finished analysis, waiting out a short Redis outage rather than analysing again.
@@ -185,27 +216,28 @@ class NotificationPipeline:
         if self.on_change is not None:
             await self.on_change(incident)
 
-    async def _record(self, delivery: Delivery, applied: Applied) -> None:
+    async def _record(self, delivery: Delivery, parts: list[Applied]) -> None:
         await self.stream.ack(delivery.entry_id)
-        decision, before, after = applied.decision, applied.before, applied.after
-        incident = after or before
-        log.info("notification processed", extra={
-            "entry": delivery.entry_id, "action": decision.action.value, "reason": decision.reason.value,
-            "incident": incident.id if incident else None,
-        })
-        if self.metrics is None:
-            return
-        self.metrics.decisions.labels(decision.action.value, decision.reason.value).inc()
-        if after is not None and decision.action is Action.OPEN:
-            self.metrics.opened.inc()
-        if after is not None and after.status == "resolved" and (
-                before is None or before.id != after.id or before.status != "resolved"):
-            self.metrics.resolved.inc()
+        for applied in parts:
+            decision, before, after = applied.decision, applied.before, applied.after
+            incident = after or before
+            log.info("notification processed", extra={
+                "entry": applied.part.entry_id, "action": decision.action.value, "reason": decision.reason.value,
+                "incident": incident.id if incident else None,
+            })
+            if self.metrics is None:
+                continue
+            self.metrics.decisions.labels(decision.action.value, decision.reason.value).inc()
+            if after is not None and decision.action is Action.OPEN:
+                self.metrics.opened.inc()
+            if after is not None and after.status == "resolved" and (
+                    before is None or before.id != after.id or before.status != "resolved"):
+                self.metrics.resolved.inc()
 
     @contextlib.asynccontextmanager
-    async def _in_order(self, group_key: str) -> AsyncIterator[None]:
-        """Apply one group's notifications in the order this worker took them."""
-        slot = self._group_order.setdefault(group_key, [asyncio.Lock(), 0])
+    async def _in_order(self, key: str) -> AsyncIterator[None]:
+        """Apply the notifications of one correlation key in the order this worker took them."""
+        slot = self._key_order.setdefault(key, [asyncio.Lock(), 0])
         slot[1] += 1
         try:
             async with slot[0]:
@@ -213,15 +245,16 @@ class NotificationPipeline:
         finally:
             slot[1] -= 1
             if slot[1] == 0:
-                del self._group_order[group_key]
+                del self._key_order[key]
 
     async def abandon(self, delivery: Delivery, reason: str) -> None:
-        """Record on the incident that a notification owed work was given up."""
-        current = await self.incidents.latest_for_group(delivery.notification.group_key)
-        if current is not None and (lifecycle.owed_analysis(current, delivery.entry_id)
-                                    or lifecycle.owed_recheck(current, delivery.entry_id)):
-            text = f"Processing of a notification {reason}."
-            incident = await self.incidents.change(
-                current.id, lambda c: lifecycle.abandon(c, delivery.entry_id, text, now=self._now()))
-            await self._render(incident)
-            await self._changed(incident)
+        """Record on the incidents that a notification owed work was given up."""
+        for key, part in correlation.split(delivery):
+            current = await self.incidents.latest_for(key)
+            if current is not None and lifecycle.owed_analysis(current, part.entry_id):
+                text = f"Processing of a notification {reason}."
+                incident = await self.incidents.change(
+                    current.id, lambda c, part=part, text=text: lifecycle.abandon(c, part.entry_id, text,
+                                                                                    now=self._now()))
+                await self._render(incident)
+                await self._changed(incident)

@@ -379,7 +379,7 @@ class PostmortemWriter:
             impact=impact(report, slo_target_pct=self.slo_target_pct) if report is not None else None,
             slo_target_pct=self.slo_target_pct,
             timeline=sorted([*incident.timeline, *_onset_entries(report)], key=lambda e: e.at),
-            runbooks=_runbooks(incident),
+            runbooks=_runbooks(incident), groups=alert_groups(incident),
         )
         return _with_marker(bounded_document(body))
 
@@ -428,6 +428,15 @@ class PostmortemWriter:
             incidents = await load()
             text = self.render_index(incidents)
             await asyncio.to_thread(replace_file, self.path_for(INDEX_FILE), text)
+
+
+def alert_groups(incident: Incident) -> dict[str, str]:
+    """The Alertmanager groups whose alerts joined, in the order they did: group key -> its labels in a line."""
+    groups = {incident.group_key: ", ".join(f"{k}={v}" for k, v in sorted(incident.group_labels.items()))}
+    for alert in incident.alerts:
+        if alert.group_key and alert.group_key not in groups:
+            groups[alert.group_key] = ", ".join(f"{k}={v}" for k, v in sorted(alert.group_labels.items()))
+    return {key: labels or key for key, labels in groups.items()}
 
 
 def _runbooks(incident: Incident) -> list[tuple[str, str]]:

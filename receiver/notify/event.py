@@ -96,9 +96,9 @@ def next_event(snapshot: IncidentSnapshot, last: Announced | None) -> EventKind 
         return "resolved"
     if not snapshot.diagnosed:
         return None
-    if last is None:
+    if last is None or last.kind == "resolved":  # first, or re-opened by a flapping alert
         return "opened"
-    if last.kind == "resolved" or last.material == snapshot.material():
+    if last.material == snapshot.material():
         return None
     return "updated"
 

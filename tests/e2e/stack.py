@@ -67,6 +67,7 @@ SERVICE_SETTINGS = {
     "MIN_REQUESTS_PER_MINUTE": "5",  # far below the test traffic, so the error alerts may fire
     "LOG_FORMAT": "text",
     "LOG_LEVEL": "INFO",
+    "RECHECK_DELAY_SECONDS": "5",  # the check after a resolution, due well within the test's patience
 }
 
 STEADY_SECONDS = 60.0  # the first scrape comes about 5 s after the start

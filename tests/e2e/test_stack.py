@@ -78,7 +78,7 @@ async def test_a_failing_backend_opens_an_incident_naming_it_and_resolves_when_i
 
 
 @pytest.mark.e2e
-async def test_a_slow_backend_then_a_stopped_one_each_open_an_incident_naming_the_signal(stack: Stack):
+async def test_a_slow_backend_then_a_stopped_one_make_one_incident_re_opened_naming_each_signal(stack: Stack):
     # Slow: every answer takes 1.5 s. P99 crosses 1 s; the critical inhibits the P95 warning.
     await stack.set_demo_mode("slow", delay_ms="1500")
     slow = await incident_for(stack, "BackendLatencyHigh", known=set())
@@ -91,9 +91,17 @@ async def test_a_slow_backend_then_a_stopped_one_each_open_an_incident_naming_th
     await stack.set_demo_mode("healthy")
     await resolved(stack, slow["id"])
 
-    # Stopped: HAProxy retries, marks the server down and answers 503 itself.
+    # Stopped: HAProxy retries, marks the server down and answers 503 itself. Minutes after the latency
+    # resolved, on the same backend: a flap of the same failure, so the incident re-opens.
     await stack.stop_backend()
-    down = await incident_for(stack, ALERT, known={slow["id"]})
+    down = await stack.wait_for(
+        "the incident to re-open and be analysed again", lambda: stack.incident(slow["id"]),
+        lambda found: found["status"] == "open" and not found["analysis_pending"]
+        and ALERT in {a["alertname"] for a in found["alerts"]},
+        timeout=FIRE_SECONDS + NOTIFY_SECONDS)
+    assert "reopened" in [entry["kind"] for entry in down["timeline"]], down["timeline"]
+    assert [i["id"] for i in await stack.incidents()] == [slow["id"]]
+    await stack.settled()  # the report is stored before the post-mortem is written again
     (errors,) = [f for f in down["report"]["findings"] if f["specialist"] == "errors"]
     assert errors["severity"] in ("warning", "critical"), errors
     assert stack.traffic.answers["503"] > 0, stack.traffic.answers

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
 import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -25,13 +26,14 @@ def payload(name: str) -> dict:
 
 
 def group_payload(index: int, *, status: str = "firing", backend: str | None = None) -> dict:
-    """A distinct one-alert group (for storms), shaped like the real firing payload."""
+    """A distinct one-alert group (for storms), shaped like the real firing payload; each of its own service."""
     body = copy.deepcopy(payload("firing"))
     name = f"Storm{index}"
     body["groupKey"] = f'{{}}:{{alertname="{name}"}}'
     body["status"] = status
     alert = body["alerts"][0]
-    alert["labels"] = {**alert["labels"], "alertname": name, **({"backend": backend} if backend else {})}
+    alert["labels"] = {**alert["labels"], "alertname": name, "service": f"storm{index}",
+                       **({"backend": backend} if backend else {})}
     alert["fingerprint"] = f"{index:016x}"
     alert["status"] = status
     if status == "resolved":
@@ -198,3 +200,42 @@ class Service:
         rows = await self.incidents(limit=500)
         assert len(rows) == count and all(r["diagnosed_at"] for r in rows), rows
         return rows
+
+
+# Alerts as the rules in alert_rules/ write them, grouped however a routing tree groups them.
+
+SIGNALS = {"BackendLatencyHigh": ("latency", "P99 latency above 1s"),
+           "Backend5xxRateHigh": ("errors", "5xx rate above 10%")}
+
+
+def rule_alert(alertname: str, backend: str | None, *, status: str = "firing", starts_at: datetime = T0,
+               ends_at: datetime | None = None, severity: str = "critical", **labels: str) -> dict:
+    """One alert of `alert_rules/` (or, without a backend, anyone's) as Alertmanager's webhook shows it."""
+    signal, summary = SIGNALS.get(alertname, ("other", alertname))
+    own = {"alertname": alertname, "severity": severity, "signal": signal,
+           **({"backend": backend} if backend else {}), **labels}
+    identity = ",".join(f"{k}={v}" for k, v in sorted(own.items()) if k != "severity")
+    return {
+        "status": status, "labels": own,
+        "annotations": {"summary": f"Backend {backend}: {summary}" if backend else summary},
+        "startsAt": starts_at.isoformat().replace("+00:00", "Z"),
+        "endsAt": ends_at.isoformat().replace("+00:00", "Z") if ends_at else "0001-01-01T00:00:00Z",
+        "generatorURL": "http://prometheus:9090/graph",
+        "fingerprint": hashlib.sha256(identity.encode()).hexdigest()[:16],
+    }
+
+
+def grouped(alerts: list[dict], *, by: tuple[str, ...] = ("alertname", "backend"),
+            receiver: str = "incident-copilot") -> dict:
+    """A notification of the group the alerts make under `group_by: by` (they share those labels)."""
+    labels = {name: alerts[0]["labels"][name] for name in by if name in alerts[0]["labels"]}
+    common = {k: v for k, v in alerts[0]["labels"].items() if all(a["labels"].get(k) == v for a in alerts)}
+    shared = {k: v for k, v in alerts[0]["annotations"].items()
+              if all(a["annotations"].get(k) == v for a in alerts)}
+    key = ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    return {
+        "version": "4", "groupKey": f"{{}}:{{{key}}}", "receiver": receiver,
+        "status": "firing" if any(a["status"] == "firing" for a in alerts) else "resolved",
+        "alerts": alerts, "groupLabels": labels, "commonLabels": common, "commonAnnotations": shared,
+        "externalURL": "http://alertmanager:9093", "truncatedAlerts": 0,
+    }

@@ -15,6 +15,12 @@ def written_postmortems(data_dir: Path) -> list[str]:
     return [p.read_text() for p in (data_dir / "post-mortems").glob("*.md") if p.name != "README.md"]
 
 
+@pytest.fixture(autouse=True)
+def _short_check_after_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo waits for the check after the resolution, due RECHECK_DELAY_SECONDS after it."""
+    monkeypatch.setenv("RECHECK_DELAY_SECONDS", "2")
+
+
 @pytest.mark.integration
 async def test_without_prometheus_the_demo_posts_the_alert_itself_and_runs_again(tmp_path, capsys):
     for _ in range(2):
@@ -37,7 +43,8 @@ async def test_the_alert_goes_through_real_prometheus_and_alertmanager_and_the_d
         out = capsys.readouterr().out
         # Each step shows as it happens: Prometheus fires, Alertmanager calls the webhook, then resolves.
         assert re.search(r"Prometheus: BackendLatencyHigh on api is firing", out), out
-        assert re.search(r"Alertmanager -> POST /alerts: incident \S+ opened \(BackendLatencyHigh\)", out), out
+        # Opened by whichever alert of api Alertmanager sent first; the other joins it (the post-mortem below).
+        assert re.search(r"Alertmanager -> POST /alerts: incident \S+ opened \(", out), out
         assert re.search(r"Alertmanager -> POST /alerts: incident \S+ resolved", out), out
         postmortems = written_postmortems(tmp_path / "demo")
         assert postmortems and len(postmortems) <= 2  # latency, and 5xx if it crossed too; nothing else

@@ -198,7 +198,9 @@ async def test_incident_metrics_are_exposed(service: Service) -> None:
     async def scraped():
         nonlocal text
         text = await (await service.client.get("/prometheus/metrics")).text()
-        return "incident_copilot_incidents_resolved_total 1.0" in text
+        # The check after the resolution runs when it is due, after the resolution is recorded.
+        return ("incident_copilot_incidents_resolved_total 1.0" in text
+                and 'incident_copilot_incident_analysis_duration_seconds_count{kind="recheck"} 1.0' in text)
 
     await eventually(scraped)
     assert "incident_copilot_incidents_opened_total 1.0" in text

@@ -139,10 +139,13 @@ def test_resolution_records_the_end_and_asks_for_a_check() -> None:
     assert incident.status == "resolved"
     assert incident.ended_at == T0.replace(hour=10, minute=3, second=15, microsecond=500000)
     assert incident.time_to_resolve == timedelta(minutes=21, seconds=45.4)
-    due = lifecycle.owed_recheck(incident, "2-0")
+    due = incident.recheck_due
+    assert due.owner == "2-0"
     check = lifecycle.recheck_request(incident, due)
     assert check.alerts == [] and check.backend == "api" and check.window_minutes == 5
-    assert check.at == T0 + timedelta(minutes=22)
+    # After the resolution, not before it: the five minutes that follow the end of the last alert.
+    assert check.at == incident.ended_at + timedelta(minutes=5)
+    assert check.baseline_before == incident.onset_at
 
 
 def test_first_heard_of_when_resolved() -> None:
@@ -191,8 +194,11 @@ def test_a_check_that_finds_the_signals_still_abnormal_says_so() -> None:
 
 def test_abandoning_clears_only_the_work_of_that_entry() -> None:
     incident = resolved()
-    after = lifecycle.abandon(incident, "2-0", "gave up", now=T0)
-    assert after.recheck_due is None and after.analysis_due is not None
+    # The check after the resolution is scheduled, not owed by the entry that resolved it.
+    assert lifecycle.abandon(incident, "2-0", "gave up", now=T0) == incident
+    after = lifecycle.abandon(incident, "1-0", "gave up", now=T0)
+    assert after.analysis_due is None and after.analysis_error == "gave up"
+    assert after.recheck_due == incident.recheck_due
     assert lifecycle.abandon(after, "nobody", "gave up", now=T0) == after
 
 

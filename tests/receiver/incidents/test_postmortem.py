@@ -35,7 +35,7 @@ from receiver.incidents.postmortem import (
     template_environment,
 )
 
-from tests.support.incidents import T0, delivery, make_report, ok_report, payload
+from tests.support.incidents import T0, delivery, grouped, make_report, ok_report, payload, rule_alert
 
 GOLDEN = Path(__file__).parent / "golden"
 HOSTILE = ("evil | pipe `tick` <img src=x onerror=alert(1)> <script>alert(1)</script>\n"
@@ -69,9 +69,8 @@ def resolved_backend_incident() -> Incident:
                                        now=T0 + timedelta(minutes=2, seconds=12))
     incident = step(incident, "backend-5xx-joined", "3-0", T0 + timedelta(minutes=8))  # a repeat
     incident = step(incident, "backend-5xx-resolved", "4-0", T0 + timedelta(minutes=22))
-    due = lifecycle.owed_recheck(incident, "4-0")
-    return lifecycle.attach_recheck(incident, due, ok_report(T0 + timedelta(minutes=22)),
-                                    now=T0 + timedelta(minutes=22, seconds=3))
+    due = incident.recheck_due
+    return lifecycle.attach_recheck(incident, due, ok_report(due.at), now=due.at + timedelta(seconds=3))
 
 
 def check_golden(name: str, text: str) -> None:
@@ -80,6 +79,26 @@ def check_golden(name: str, text: str) -> None:
         path.write_text(text)
     assert path.exists(), f"missing golden file {path}; run with UPDATE_GOLDEN=1"
     assert text == path.read_text(), f"{name} differs from its golden file; run with UPDATE_GOLDEN=1 to review"
+
+
+def test_a_resolution_awaiting_its_check_says_when_the_check_is_due(tmp_path: Path) -> None:
+    incident = step(None, "backend-5xx-firing", "1-0", T0)
+    incident = lifecycle.attach_report(incident, incident.analysis_due, make_report(), now=T0)
+    incident = step(incident, "backend-5xx-resolved", "2-0", T0 + timedelta(minutes=22))
+    text = writer(tmp_path).render(incident)
+    assert "**Status:** Resolved (check after the resolution due)" in text
+    assert "The check that the signals are back to normal is due at 2026-03-14 10:08:15 UTC." in text
+
+
+def test_a_second_group_joining_shows_in_the_alert_table_and_the_groups(tmp_path: Path) -> None:
+    latency = grouped([rule_alert("BackendLatencyHigh", "api", starts_at=T0 - timedelta(minutes=2))])
+    incident = step(step(None, "backend-5xx-firing", "1-0", T0), latency, "2-0", T0 + timedelta(minutes=1))
+    text = writer(tmp_path).render(incident)
+    # Started, ended, joined, and the group it came from.
+    assert ("| BackendLatencyHigh | firing | critical | 09:40:00 | — | 09:43:00 | "
+            "alertname=BackendLatencyHigh, backend=api |") in text
+    assert ('- **Alertmanager groups:** `{}/{severity=~"warning|critical"}:{alertname="Backend5xxRateHigh", '
+            'backend="api"}`, `{}:{alertname="BackendLatencyHigh", backend="api"}`') in text
 
 
 def test_golden_resolved_post_mortem(tmp_path: Path) -> None:
@@ -143,7 +162,7 @@ def test_hostile_strings_stay_text(tmp_path: Path) -> None:
 
 def test_hostile_strings_keep_tables_in_shape(tmp_path: Path) -> None:
     text = writer(tmp_path).render(hostile_incident())
-    for table_header, columns in (("| Alert | Status |", 7), ("| Signal | Scope |", 7), ("| Time | Event |", 2),
+    for table_header, columns in (("| Alert | Status |", 9), ("| Signal | Scope |", 7), ("| Time | Event |", 2),
                                   ("| Measure | Scope |", 6)):
         rows = _table(text, table_header)
         assert rows, table_header

@@ -27,7 +27,7 @@ def open_change(index: int, received):
 async def test_concurrent_changes_to_one_incident_all_land(real_redis: Redis, redis_server) -> None:
     repository = IncidentRepository(real_redis)
     group, change = open_change(0, T0)
-    _, incident = await repository.change_group(group, change)
+    _, incident = await repository.change_latest(group, change)
 
     def note(n: int):
         def add(current):
@@ -49,30 +49,30 @@ async def test_concurrent_changes_to_one_incident_all_land(real_redis: Redis, re
 async def test_records_never_expire(fake_redis: Redis) -> None:
     repository = IncidentRepository(fake_redis)
     group, change = open_change(0, T0)
-    await repository.change_group(group, change)
+    await repository.change_latest(group, change)
     keys = await fake_redis.keys("ic:*")
     assert len(keys) == 4  # record, index, summaries, group pointer
     assert [await fake_redis.ttl(k) for k in keys] == [-1] * 4
 
 
-async def test_latest_for_group_and_get(fake_redis: Redis) -> None:
+async def test_latest_for_and_get(fake_redis: Redis) -> None:
     repository = IncidentRepository(fake_redis)
     group, change = open_change(3, T0)
-    _, incident = await repository.change_group(group, change)
-    assert await repository.latest_for_group(group) == incident
+    _, incident = await repository.change_latest(group, change)
+    assert await repository.latest_for(group) == incident
     assert await repository.get(incident.id) == incident
     assert await repository.get("../../etc/passwd") is None
-    assert await repository.latest_for_group("{}:{alertname=\"never\"}") is None
+    assert await repository.latest_for("{}:{alertname=\"never\"}") is None
 
 
 async def test_summaries_are_newest_first_across_pages(fake_redis: Redis) -> None:
     repository = IncidentRepository(fake_redis)
     for index in range(250):
         group, change = open_change(index, T0 + timedelta(minutes=index))
-        await repository.change_group(group, change)
+        await repository.change_latest(group, change)
     # Resolve the oldest one: it must still be listed by when it opened.
     oldest = delivery(group_payload(0, status="resolved"), "900-0", T0 + timedelta(days=1))
-    await repository.change_group(oldest.notification.group_key, lambda current: lifecycle.apply(
+    await repository.change_latest(oldest.notification.group_key, lambda current: lifecycle.apply(
         current, oldest, lifecycle.decide(current, oldest), now=T0 + timedelta(days=1)))
 
     rows = await repository.summaries(limit=500)
@@ -88,7 +88,7 @@ async def test_incidents_opened_while_the_list_is_read_do_not_repeat_one(fake_re
     repository = IncidentRepository(fake_redis)
     for index in range(250):
         group, change = open_change(index, T0 + timedelta(minutes=index))
-        await repository.change_group(group, change)
+        await repository.change_latest(group, change)
     read_page = fake_redis.zrevrange
     opened = iter(range(250, 260))
 
@@ -97,7 +97,7 @@ async def test_incidents_opened_while_the_list_is_read_do_not_repeat_one(fake_re
         for index in (next(opened, None) for _ in range(5)):
             if index is not None:  # newer incidents push the older ones down the index meanwhile
                 group, change = open_change(index, T0 + timedelta(minutes=index))
-                await repository.change_group(group, change)
+                await repository.change_latest(group, change)
         return page
 
     fake_redis.zrevrange = page_while_a_storm_opens_incidents  # type: ignore[method-assign]

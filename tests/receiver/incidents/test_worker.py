@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -22,6 +24,7 @@ from receiver.incidents import (
     PostmortemWriter,
 )
 from agents import SignalsUnavailable
+from receiver.incidents import lifecycle
 from receiver.incidents.notification import Notification
 
 from tests.support.incidents import (
@@ -31,8 +34,10 @@ from tests.support.incidents import (
     delivery,
     eventually,
     group_payload,
+    grouped,
     ok_report,
     payload,
+    rule_alert,
 )
 
 pytestmark = pytest.mark.integration
@@ -176,6 +181,25 @@ async def test_the_same_entry_processed_twice_changes_nothing(parts: Parts) -> N
     assert (await parts.only_incident()).timeline == first.timeline
 
 
+async def test_a_split_notification_processed_twice_applies_each_part_once(parts: Parts) -> None:
+    """A notification naming two backends, taken again by a worker after its first one died unacknowledged."""
+    analyse = FakeAnalysis()
+    worker = parts.worker(analyse)
+    await parts.stream.ensure_group()
+    body = grouped([rule_alert("Backend5xxRateHigh", "api"), rule_alert("Backend5xxRateHigh", "web")],
+                   by=("alertname",))
+    entry = await parts.add(body, T0)
+    [taken] = await parts.stream.read("w", count=1, block_ms=100)
+    await worker.handle(taken)
+    await worker.handle(delivery(body, entry, T0))
+
+    summaries = await parts.incidents.summaries()
+    assert len(summaries) == 2 and sorted(r.backend for r in analyse.requests) == ["api", "web"]
+    for summary in summaries:
+        incident = await parts.incidents.get(summary.id)
+        assert len(incident.applied) == 1 and incident.applied[0].startswith(f"{entry}#")
+
+
 async def test_a_repeat_only_adds_to_the_timeline(parts: Parts) -> None:
     analyse = FakeAnalysis()
     async with running(parts.worker(analyse)):
@@ -235,22 +259,22 @@ async def test_resolution_closes_the_incident_after_a_rules_check(parts: Parts) 
     clock = Clock(T0 + timedelta(seconds=40))
     analyse, recheck = FakeAnalysis(), FakeAnalysis(ok_report())
     async with running(parts.worker(analyse, recheck=recheck, now=clock)):
-        await parts.add("backend-5xx-firing", T0)
-        await eventually(lambda: _with_report(parts))
-        clock.advance(minutes=22)
-        await parts.add("backend-5xx-resolved", T0 + timedelta(minutes=22))
-        await eventually(lambda: settled(parts))
+        await fire_and_resolve(parts, clock)
+        waiting = await parts.only_incident()
+        assert waiting.status == "resolved" and waiting.recheck is None and recheck.requests == []
+        clock.advance(minutes=5)  # 10:09, past the end (10:03:15.5) and the five minutes after it
+        incident = await eventually(lambda: _rechecked(parts))
+        await eventually(lambda: _postmortem_says(parts, "found the signals back to normal"))
 
-    incident = await parts.only_incident()
     assert incident.status == "resolved"
     assert incident.time_to_detect == timedelta(seconds=29.9)  # onset 09:41:30.1, notified 09:42:00
     assert incident.time_to_diagnose == timedelta(seconds=40)
     assert incident.time_to_resolve == timedelta(minutes=21, seconds=45.4)  # the last alert ended 10:03:15.5
-    assert incident.recheck is not None and incident.recheck.normal
+    assert incident.recheck is not None and incident.recheck.normal and incident.recheck_due is None
     [check] = recheck.requests
     assert check.backend == "api" and check.alerts == [] and check.window_minutes == 5
+    assert check.at == incident.ended_at + timedelta(minutes=5) and check.baseline_before == incident.onset_at
     assert len(analyse.requests) == 1
-    assert "found the signals back to normal" in parts.postmortems()[0].read_text()
     assert parts.sample("incident_copilot_incidents_resolved_total") == 1
 
 
@@ -273,6 +297,19 @@ async def test_resolved_before_the_analysis_finished(parts: Parts) -> None:
     text = parts.postmortems()[0].read_text()
     assert "Backend api answers 5xx" in text and "Status:** Resolved" in text
     assert "(analysis in progress)" not in text
+
+
+async def fire_and_resolve(parts: Parts, clock: Clock) -> None:
+    """The api 5xx alert fires, is analysed, and resolves 22 minutes later (by `clock` too)."""
+    await parts.add("backend-5xx-firing", T0)
+    await eventually(lambda: _with_report(parts))
+    clock.advance(minutes=22)
+    await parts.add("backend-5xx-resolved", T0 + timedelta(minutes=22))
+    await eventually(lambda: settled(parts))
+
+
+async def _postmortem_says(parts: Parts, words: str) -> bool:
+    return any(words in path.read_text() for path in parts.postmortems())
 
 
 async def _rechecked(parts: Parts):
@@ -441,7 +478,7 @@ async def test_an_entry_that_fails_every_time_is_set_aside_after_its_attempts(pa
     async def broken(*args, **kwargs):
         raise RuntimeError("bug")
 
-    worker.pipeline.incidents.change_group = broken  # type: ignore[method-assign]
+    worker.pipeline.incidents.change_latest = broken  # type: ignore[method-assign]
     async with running(worker):
         entry = await parts.add("backend-5xx-firing", T0)
         await eventually(lambda: settled(parts))
@@ -492,3 +529,100 @@ async def test_notifications_stored_before_any_worker_existed_are_processed(part
     await parts.add("firing", datetime.now(timezone.utc))  # no consumer group yet
     async with running(parts.worker(FakeAnalysis())):
         await eventually(lambda: _with_report(parts))
+
+
+async def test_a_check_scheduled_before_a_restart_is_run_by_the_next_worker(parts: Parts) -> None:
+    clock = Clock(T0 + timedelta(seconds=40))
+    async with running(parts.worker(FakeAnalysis(), recheck=FakeAnalysis(ok_report()), now=clock)):
+        await fire_and_resolve(parts, clock)
+    # The worker stopped before the check was due (10:08:15.5); nothing of it is left in memory.
+    pending = await parts.only_incident()
+    assert pending.status == "resolved" and pending.recheck is None and pending.recheck_due is not None
+    assert await parts.incidents.rechecks_due(pending.recheck_due.at) == [pending.id]
+
+    clock.advance(minutes=30)  # a new worker, long after the check was due
+    recheck = FakeAnalysis(ok_report())
+    async with running(parts.worker(FakeAnalysis(), recheck=recheck, consumer="next", now=clock)):
+        incident = await eventually(lambda: _rechecked(parts))
+        await eventually(lambda: _postmortem_says(parts, "found the signals back to normal"))
+
+    [check] = recheck.requests
+    assert check.at == pending.recheck_due.at == incident.ended_at + timedelta(minutes=5)
+    assert incident.recheck.checked_at == clock() and incident.recheck_due is None
+    assert await parts.incidents.rechecks_due(clock()) == []
+
+
+async def test_a_due_check_is_run_by_one_of_two_workers(parts: Parts) -> None:
+    one, two = FakeAnalysis(ok_report()), FakeAnalysis(ok_report())
+    await parts.add("backend-5xx-firing", T0)
+    await parts.add("backend-5xx-resolved", T0 + timedelta(minutes=22))  # its check is long overdue
+    async with running(parts.worker(FakeAnalysis(), recheck=one, consumer="one"),
+                       parts.worker(FakeAnalysis(), recheck=two, consumer="two")):
+        await eventually(lambda: _rechecked(parts))
+        await eventually(lambda: settled(parts))
+        await asyncio.sleep(0.3)  # time for a second run, were the claim not exclusive
+
+    assert len(one.requests) + len(two.requests) == 1
+
+
+async def test_a_worker_that_died_holding_a_check_leaves_it_to_another(parts: Parts) -> None:
+    stuck = FakeAnalysis(ok_report())
+    stuck.hold()
+    await parts.add("backend-5xx-firing", T0)
+    await parts.add("backend-5xx-resolved", T0 + timedelta(minutes=22))
+    first = asyncio.create_task(parts.worker(FakeAnalysis(), recheck=stuck, consumer="first",
+                                             claim_min_idle=0.3).run())
+    await asyncio.wait_for(stuck.started.wait(), PATIENCE)
+    first.cancel()  # dies with the check in flight
+    await asyncio.gather(first, return_exceptions=True)
+
+    finisher = FakeAnalysis(ok_report())
+    async with running(parts.worker(FakeAnalysis(), recheck=finisher, consumer="second", claim_min_idle=0.3)):
+        incident = await eventually(lambda: _rechecked(parts))
+    assert len(finisher.requests) == 1 and incident.recheck_due is None
+
+
+async def test_an_incident_left_open_by_the_version_before_correlation_is_resolved_by_its_group(
+        parts: Parts) -> None:
+    older = delivery("backend-5xx-firing", "1-0", T0)
+    opened = lifecycle.apply(None, older, lifecycle.decide(None, older), now=T0)
+    record = opened.model_dump(mode="json", exclude={"correlation_key"})
+    for alert in record["alerts"]:
+        del alert["group_key"], alert["group_labels"], alert["receiver"]
+    group = hashlib.sha256(older.notification.group_key.encode()).hexdigest()[:40]
+    await parts.redis.set(f"ic:incident:{opened.id}", json.dumps(record))
+    await parts.redis.set(f"ic:incident-group:{group}", opened.id)
+
+    async with running(parts.worker(FakeAnalysis(), recheck=FakeAnalysis(ok_report()))):
+        await parts.add("backend-5xx-resolved", T0 + timedelta(minutes=22))
+        await eventually(lambda: settled(parts))
+
+    incident = await parts.incidents.get(opened.id)
+    assert incident.status == "resolved" and await parts.incidents.summaries() == [incident.summary()]
+    assert (await parts.incidents.latest_for("backend=api")).id == opened.id
+
+
+async def test_a_check_that_cannot_read_the_signals_is_retried_then_given_up(parts: Parts) -> None:
+    clock = Clock(T0 + timedelta(seconds=40))
+    down = FakeAnalysis(fail=SignalsUnavailable("redis did not answer"))
+    async with running(parts.worker(FakeAnalysis(), recheck=down, now=clock, claim_min_idle=0.3)):
+        await fire_and_resolve(parts, clock)
+        clock.advance(minutes=10)  # due
+        await eventually(lambda: _analyses_made(down, 1))
+        clock.advance(seconds=1)  # past the claim of the worker that tried: it is taken again
+        await eventually(lambda: _analyses_made(down, 2))
+        assert (await parts.only_incident()).recheck_due is not None
+        clock.advance(hours=2)  # long past its time: recorded as failed, not tried for ever
+        incident = await eventually(lambda: _without_recheck_due(parts))
+
+    assert incident.recheck is None
+    assert incident.timeline[-1].kind == "recheck_failed" and "gave up" in incident.timeline[-1].text
+
+
+async def _analyses_made(analyse: FakeAnalysis, count: int) -> bool:
+    return len(analyse.requests) >= count
+
+
+async def _without_recheck_due(parts: Parts):
+    incident = await parts.only_incident()
+    return incident if incident.recheck_due is None else None
