@@ -36,7 +36,7 @@ def snapshot(incident: Incident, *, public_url: str = "") -> IncidentSnapshot:
         findings=list(report.findings) if report else [], mode=report.synthesis.mode if report else None,
         analysis_error=incident.analysis_error, analysis_pending=incident.analysis_due is not None,
         recheck_pending=incident.recheck_due is not None, recheck=recheck, alertnames=incident.alertnames,
-        labels=routing_labels(incident), onset_at=incident.onset_at, notified_at=incident.notified_at,
+        labels=routing_labels(incident), onset_at=incident.started_at, notified_at=incident.notified_at,
         diagnosed_at=incident.diagnosed_at, ended_at=incident.ended_at,
         resolve_notified_at=incident.resolve_notified_at, updated_at=incident.updated_at,
         links=links(incident, public_url),

@@ -305,8 +305,12 @@ def _change(current: Incident, delivery: Delivery, decision: Decision, *, now: d
         revision = incident.revision + 1
         anchor = min(a.starts_at for a in joined)
         at = min(received, anchor + policy.latest_after_onset)
+        title = incident.title
+        for alert in joined:
+            if alert.alertname not in current.alertnames:
+                title = joined_title(title, alert.annotations.get("summary", "") or alert.alertname)
         return incident.model_copy(update={
-            "timeline": timeline, "revision": revision,
+            "timeline": timeline, "revision": revision, "title": title,
             "analysis_due": Due(revision=revision, owner=delivery.entry_id, at=at,
                                 window_minutes=_window(at, incident.onset_at, policy)),
         })
@@ -492,6 +496,16 @@ def alert_title(n: Notification) -> str:
     scope = ", ".join(f"{k}={v}" for k, v in sorted(n.group_labels.items()) if k != "alertname")
     title = f"{text or 'Alerts'} ({scope})" if scope else (text or "Alert group")
     return _clip(" ".join(title.split()), 200)
+
+
+def joined_title(title: str, addition: str) -> str:
+    """The title once an alert of another name joins: "Backend api: P99 latency above 1s; 5xx rate above 10%"."""
+    addition = " ".join(addition.split())
+    if not addition or addition in title:
+        return title
+    head, sep, rest = addition.partition(": ")
+    combined = f"{title}; {rest}" if sep and title.startswith(head + sep) else f"{title}; {addition}"
+    return _clip(combined, 200)
 
 
 def _alert_name(alert: Alert, n: Notification) -> str:

@@ -154,11 +154,17 @@ class Incident(BaseModel):
         return sorted({a.alertname for a in self.alerts if a.alertname})
 
     @property
+    def started_at(self) -> datetime:
+        """When it began: the first alert's start, or the first bad minute in the logs if that was earlier."""
+        logged = self.report.onset.at if self.report is not None and self.report.onset is not None else None
+        return min(self.onset_at, logged) if logged is not None else self.onset_at
+
+    @property
     def time_to_detect(self) -> timedelta | None:
-        """Onset to first notification; unknown when the first word of it was already a resolution."""
+        """Start to first notification; unknown when the first word of it was already a resolution."""
         if self.first_notification != "firing":
             return None
-        return self.notified_at - self.onset_at
+        return self.notified_at - self.started_at
 
     @property
     def time_to_diagnose(self) -> timedelta | None:
@@ -166,7 +172,7 @@ class Incident(BaseModel):
 
     @property
     def time_to_resolve(self) -> timedelta | None:
-        return None if self.ended_at is None else self.ended_at - self.onset_at
+        return None if self.ended_at is None else self.ended_at - self.started_at
 
     def summary(self) -> IncidentSummary:
         return IncidentSummary(

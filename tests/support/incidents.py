@@ -51,7 +51,7 @@ def delivery(name_or_body: str | dict, entry_id: str, received_at: datetime) -> 
 def make_report(*, title: str = "5xx errors on backend api", severity: Severity = Severity.critical,
                 at: datetime = T0, window: int = 10, mode: str = "rules", backend: str | None = "api",
                 diagnosis: str = "Backend api answers 5xx to a quarter of its requests since 09:41.",
-                onset: bool = True) -> Report:
+                onset: bool = False) -> Report:
     rules = Provenance(mode="rules", duration_ms=12.0)
     llm = Provenance(mode="llm", model="claude-sonnet-4-6", tokens=TokenUsage(input_tokens=1800, output_tokens=240),
                      duration_ms=4200.0, tool_rounds=2)

@@ -63,6 +63,7 @@ async def test_two_alert_names_on_one_backend_make_one_incident_holding_both(ser
     await service.settled()
     assert [r["id"] for r in await service.incidents()] == [row["id"]]
     assert incident["correlation_key"] == "backend=api" and incident["status"] == "open"
+    assert incident["title"] == "Backend api: P99 latency above 1s; 5xx rate above 10%"
     first, second = incident["alerts"]
     assert (first["alertname"], first["group_key"]) == (LATENCY, latency()["groupKey"])
     assert (second["alertname"], second["group_key"]) == (ERRORS, errors()["groupKey"])

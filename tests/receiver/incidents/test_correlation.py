@@ -209,3 +209,18 @@ def test_records_stored_before_correlation_still_load_with_their_group() -> None
     decision, _ = step(old, latency(status="resolved", ends_at=T0 + timedelta(minutes=5)), "2-0",
                        T0 + timedelta(minutes=6))
     assert decision.action is Action.RESOLVE
+
+
+@pytest.mark.parametrize(("title", "addition", "expected"), [
+    ("Backend api: P99 latency above 1s", "Backend api: 5xx rate above 10%",
+     "Backend api: P99 latency above 1s; 5xx rate above 10%"),
+    ("Backend api: P99 latency above 1s", "Node disk full", "Backend api: P99 latency above 1s; Node disk full"),
+    ("Backend api: P99 latency above 1s", "P99 latency above 1s", "Backend api: P99 latency above 1s"),
+    ("Backend api: x", "  \n ", "Backend api: x"),
+])
+def test_an_alert_of_another_name_joining_adds_its_words_to_the_title(title, addition, expected):
+    assert lifecycle.joined_title(title, addition) == expected
+
+
+def test_joined_titles_stay_bounded():
+    assert len(lifecycle.joined_title("a" * 190, "b" * 100)) == 200

@@ -62,10 +62,10 @@ def resolved_backend_incident() -> Incident:
     """Fired, analysed, joined by a second alert, analysed again (by the model), repeated, resolved, checked."""
     incident = step(None, "backend-5xx-firing", "1-0", T0)
     due = lifecycle.owed_analysis(incident, "1-0")
-    incident = lifecycle.attach_report(incident, due, make_report(), now=T0 + timedelta(seconds=41))
+    incident = lifecycle.attach_report(incident, due, make_report(onset=True), now=T0 + timedelta(seconds=41))
     incident = step(incident, "backend-5xx-joined", "2-0", T0 + timedelta(minutes=2))
     due = lifecycle.owed_analysis(incident, "2-0")
-    incident = lifecycle.attach_report(incident, due, make_report(mode="llm", at=T0 + timedelta(minutes=2)),
+    incident = lifecycle.attach_report(incident, due, make_report(mode="llm", at=T0 + timedelta(minutes=2), onset=True),
                                        now=T0 + timedelta(minutes=2, seconds=12))
     incident = step(incident, "backend-5xx-joined", "3-0", T0 + timedelta(minutes=8))  # a repeat
     incident = step(incident, "backend-5xx-resolved", "4-0", T0 + timedelta(minutes=22))
@@ -121,7 +121,8 @@ def test_the_post_mortem_follows_the_sre_template(tmp_path: Path) -> None:
     assert headings == ["## Summary", "## Impact", "## Timeline", "## Detection", "## Specialist findings",
                         "## Diagnosis and root cause hypothesis", "## Recommendations", "## Resolution",
                         "## Action items", "## Lessons learned", "## Supporting information"]
-    assert "**Time to detect:** 30 s · **to diagnose:** 41 s · **to resolve:** 21 min 45 s" in text
+    assert "**Time to detect:** 8 min · **to diagnose:** 41 s · **to resolve:** 29 min 16 s" in text
+    assert "- **Started:** 2026-03-14 09:34:00 UTC (in the logs; the first alert started at 2026-03-14 09:41:30 UTC)\n" in text
     assert "| Latency P99 | `backend=api` | 390 ms | 420 ms | 1 s | 10 min | within |" in text
     assert "| 5xx error rate | `backend=api` | 0.3 % | 23 % | 5 % | 10 min | above |" in text
     assert "| 2026-03-14 09:34:00 | Signals changed in the logs: 5xx on api at 09:34 (first bad minute). |" in text

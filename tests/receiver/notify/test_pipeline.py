@@ -47,7 +47,7 @@ OPENED = Announced(kind="opened", material=snapshot().material(), sequence=1)
     ({"status": "resolved"}, OPENED, "resolved"),
     ({"status": "resolved"}, None, "resolved"),  # first heard of resolved
     ({"status": "resolved"}, Announced(kind="resolved", material="x", sequence=2), None),
-    ({"title": "reopened?"}, Announced(kind="resolved", material="x", sequence=2), None),
+    ({"title": "re-opened"}, Announced(kind="resolved", material="x", sequence=2), "opened"),  # a flap re-opened it
 ])
 def test_what_is_announced_when(changes, last, expected) -> None:
     assert next_event(snapshot(**changes), last) == expected
