@@ -38,7 +38,7 @@ from .deliveries import report_deliveries
 
 SCENARIO = "deploy-regression"
 MINUTES = 9
-HISTORY_MINUTES = 8
+HISTORY_MINUTES = 16  # more than the 15 minutes an onset is compared with
 RPS = 25.0
 BATCH_LINES = 5000
 RECHECK_DELAY_SECONDS = 5.0
