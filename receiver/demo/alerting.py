@@ -39,7 +39,7 @@ FEED_SECONDS = 0.5
 LAG_SECONDS = 150.0
 QUIET_SECONDS = 40.0
 FIRE_SECONDS = 60.0
-RESOLVE_SECONDS = 60.0
+RESOLVE_SECONDS = 90.0
 
 
 def unavailable() -> str | None:
@@ -127,6 +127,14 @@ class Progress:
                                    f"logs of Prometheus and Alertmanager: {self.alerting.group.log_dir}")
             await asyncio.sleep(0.25)
 
+    async def sleep(self, seconds: float) -> None:
+        """Wait, still failing fast if Prometheus, Alertmanager or the feed stops."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            self.alerting.group.check_running()
+            self.feed.check()
+            await asyncio.sleep(min(0.25, left))
+
     async def _incidents(self) -> list[dict]:
         async with self.session.get(f"{self.base}/incidents") as resp:
             resp.raise_for_status()
@@ -188,7 +196,13 @@ async def deliver_through_alerting(session: aiohttp.ClientSession, base: str, *,
         incidents = await progress.until("the alert to reach the service and its analysis",
                                          lambda _, found: bool(found) and all(i.get("report") for i in found),
                                          FIRE_SECONDS)
-        step(f"rolling back: {backend} is healthy again; waiting for the alerts to resolve")
+        # The check after the resolution reads whole minutes: the rollback lands on a minute's
+        # start, so the minute it reads holds only healthy requests.
+        wait = 60.0 - time.time() % 60.0
+        rollback = time.strftime("%H:%M:%S", time.gmtime(time.time() + wait))
+        step(f"rolling back, at the start of the next minute ({rollback} UTC, in {wait:.0f} s): {backend} is "
+             "healthy again; waiting for the alerts to resolve and the check after the resolution")
+        await progress.sleep(wait)
         feed.incident = False
         opened = {i["id"] for i in incidents}
         return await progress.until(

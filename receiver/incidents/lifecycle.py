@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 
-from agents import AlertContext, AnalysisRequest, Report, Severity
+from agents import AlertContext, AnalysisRequest, Evidence, Report, Severity
 
 from .correlation import UNSCOPED, correlation_key, key_label
 from .model import AlertRecord, Delivery, Due, Incident, Recheck, TimelineEntry, severity_rank
@@ -547,7 +547,7 @@ def analysis_request(incident: Incident, due: Due, *, max_alerts: int = 50) -> A
 def recheck_request(incident: Incident, due: Due) -> AnalysisRequest:
     """The minutes after the resolution, for the same backend, against the baseline before the onset."""
     return AnalysisRequest(window_minutes=due.window_minutes, at=due.at, backend=_one_backend(incident),
-                           baseline_before=incident.onset_at)
+                           baseline_before=incident.started_at)
 
 
 def _one_backend(incident: Incident) -> str | None:
@@ -610,7 +610,7 @@ def attach_recheck(incident: Incident, due: Due, report: Report, *, now: datetim
     normal = report.overall_severity is Severity.ok
     recheck = Recheck(checked_at=now, window_minutes=due.window_minutes, window_end=due.at,
                       severity=report.overall_severity, normal=normal, title=report.title, abnormal=abnormal,
-                      mode=report.synthesis.mode)
+                      mode=report.synthesis.mode, compared=_compared(report))
     span = recheck_span(incident, due)
     text = (f"Signals back to normal {span}." if normal
             else f"Signals still {report.overall_severity.value} {span}: {report.title}")
@@ -618,6 +618,17 @@ def attach_recheck(incident: Incident, due: Due, report: Report, *, now: datetim
         "updated_at": now, "recheck": recheck, "recheck_due": _settled(incident.recheck_due, due),
         "timeline": [*incident.timeline, TimelineEntry(at=now, kind="recheck", text=text)],
     })
+
+
+_COMPARED = ("error_rate_5xx_pct", "error_rate_4xx_pct", "latency_p95_ms", "latency_p99_ms", "requests_per_minute")
+
+
+def _compared(report: Report) -> list[Evidence]:
+    """The report's headline figures on its own scope that have a value from before the incident."""
+    scope = f"backend={report.backend}" if report.backend else "all"
+    found = {e.metric: e for f in report.findings for e in f.evidence
+             if e.metric in _COMPARED and e.baseline is not None and (e.scope or "all") == scope}
+    return [found[m] for m in _COMPARED if m in found]
 
 
 def recheck_span(incident: Incident, due: Due) -> str:

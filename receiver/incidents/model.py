@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from agents import Report, Severity
+from agents import Evidence, Report, Severity
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .notification import Notification
@@ -91,6 +91,9 @@ class Recheck(BaseModel):
     title: str
     abnormal: list[str] = Field(default_factory=list, description="Summaries of the findings that are not ok.")
     mode: str
+    compared: list[Evidence] = Field(
+        default_factory=list,
+        description="The headline figures after the resolution, each with its value before the incident began.")
 
 
 class Incident(BaseModel):

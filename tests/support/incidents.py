@@ -51,7 +51,7 @@ def delivery(name_or_body: str | dict, entry_id: str, received_at: datetime) -> 
 def make_report(*, title: str = "5xx errors on backend api", severity: Severity = Severity.critical,
                 at: datetime = T0, window: int = 10, mode: str = "rules", backend: str | None = "api",
                 diagnosis: str = "Backend api answers 5xx to a quarter of its requests since 09:41.",
-                onset: bool = False) -> Report:
+                onset: bool = False, baselines: bool | None = None) -> Report:
     rules = Provenance(mode="rules", duration_ms=12.0)
     llm = Provenance(mode="llm", model="claude-sonnet-4-6", tokens=TokenUsage(input_tokens=1800, output_tokens=240),
                      duration_ms=4200.0, tool_rounds=2)
@@ -60,7 +60,7 @@ def make_report(*, title: str = "5xx errors on backend api", severity: Severity 
     start = at - timedelta(minutes=window)
     found = OnsetSummary(at=start, signal="errors", scope=scope or "all", rule="5xx rate above 5 % from this minute on",
                          changes=[f"5xx on {backend or 'all backends'} at {start:%H:%M}"]) if onset else None
-    before = (lambda value: value) if onset else (lambda value: None)
+    before = (lambda value: value) if (onset if baselines is None else baselines) else (lambda value: None)
     return Report(
         timestamp=at, overall_severity=severity, title=title, diagnosis=diagnosis,
         recommendations=["Check the last deploy of backend api and roll it back if it matches the onset.",
@@ -97,9 +97,9 @@ def make_report(*, title: str = "5xx errors on backend api", severity: Severity 
     )
 
 
-def ok_report(at: datetime = T0) -> Report:
+def ok_report(at: datetime = T0, *, baselines: bool = False) -> Report:
     return make_report(title="All golden signals within thresholds", severity=Severity.ok, at=at, window=5,
-                       diagnosis="Nothing abnormal.", onset=False)
+                       diagnosis="Nothing abnormal.", onset=False, baselines=baselines)
 
 
 class FakeAnalysis:

@@ -70,7 +70,7 @@ def resolved_backend_incident() -> Incident:
     incident = step(incident, "backend-5xx-joined", "3-0", T0 + timedelta(minutes=8))  # a repeat
     incident = step(incident, "backend-5xx-resolved", "4-0", T0 + timedelta(minutes=22))
     due = incident.recheck_due
-    return lifecycle.attach_recheck(incident, due, ok_report(due.at), now=due.at + timedelta(seconds=3))
+    return lifecycle.attach_recheck(incident, due, ok_report(due.at, baselines=True), now=due.at + timedelta(seconds=3))
 
 
 def check_golden(name: str, text: str) -> None:
