@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 import yaml
+from agents import Thresholds
 from aiohttp import ClientError, ClientSession, ClientTimeout
 
 from ..rules import SCRAPE_JOB, RuleTiming, write_rules
@@ -242,9 +243,10 @@ class Alerting:
     """Prometheus scraping the service and evaluating its rules; Alertmanager calling its webhook."""
 
     def __init__(self, group: ProcessGroup, *, settings: Settings, timing: RuleTiming, service: str,
-                 webhook_url: str, token: str, interval: str = "1s") -> None:
+                 webhook_url: str, token: str, interval: str = "1s", thresholds: Thresholds | None = None) -> None:
         self.group = group
         self.settings = settings
+        self.thresholds = thresholds or settings.thresholds  # of the rules; the analysis keeps the settings'
         self.timing = timing
         self.service = service
         self.webhook_url = webhook_url
@@ -263,7 +265,7 @@ class Alerting:
     async def start_prometheus(self) -> None:
         """Start Prometheus and wait until it has scraped the service."""
         rules_dir = self.group.config_dir / "rules"
-        write_rules(self.settings.thresholds, rules_dir, timing=self.timing, setting_names=THRESHOLD_SETTINGS)
+        write_rules(self.thresholds, rules_dir, timing=self.timing, setting_names=THRESHOLD_SETTINGS)
         config = prometheus_config(
             yaml.safe_load(PROMETHEUS_CONFIG.read_text(encoding="utf-8")),
             service=self.service, alertmanager=f"{LOOPBACK}:{self.alertmanager_port}",
