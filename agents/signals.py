@@ -152,7 +152,13 @@ async def locate_onset(source: SignalSource, scope: ResolvedScope, t: Thresholds
     the one asked for, compared with the minutes before that moment.
     """
     if scope.baseline_before is not None:
-        return Onset(scope, None, (), scope.baseline_before, BASELINE_MINUTES)
+        try:
+            before = await source.series(minutes=BASELINE_MINUTES, at=scope.baseline_before, backend=scope.backend,
+                                         limit=1)
+        except Exception as exc:  # any store or query error means no signals, whatever its type
+            raise SignalsUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        minutes = _minutes_with_traffic(before, scope.baseline_before)
+        return Onset(scope, None, (), scope.baseline_before if minutes else None, minutes)
     try:
         series, paths = await asyncio.gather(
             source.series(minutes=SERIES_MINUTES, at=scope.at, backend=scope.backend, limit=SERIES_BACKENDS),
@@ -168,11 +174,17 @@ async def locate_onset(source: SignalSource, scope: ResolvedScope, t: Thresholds
     if first is None:
         return Onset(scope, None, changes, None, 0, series, tuple(routes))
     since = max(MIN_SINCE_MINUTES, math.ceil((scope.at - first.minute).total_seconds() / 60))
-    in_view = int((first.minute - series.start).total_seconds() // 60)
-    baseline = min(BASELINE_MINUTES, in_view)
+    baseline = min(BASELINE_MINUTES, _minutes_with_traffic(series, first.minute))
     narrowed = scope.model_copy(update={"window_minutes": since})
     return Onset(narrowed, first, changes, first.minute if baseline >= _MIN_BASELINE_MINUTES else None, baseline,
                  series, tuple(routes))
+
+
+def _minutes_with_traffic(series: Series, end: datetime) -> int:
+    """Minutes from the first one with requests to `end`: a baseline that starts before the data would
+    count minutes nobody measured as minutes without traffic."""
+    first = next((p.minute for p in series.points if p.requests and p.minute < end), None)
+    return 0 if first is None else int((end - first).total_seconds() // 60)
 
 
 def failing_routes(paths: Paths, t: Thresholds, window: int) -> list[str]:

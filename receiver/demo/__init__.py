@@ -166,7 +166,9 @@ async def _live(session: aiohttp.ClientSession, base: str, *, port: int, setting
 async def _replayed(session: aiohttp.ClientSession, base: str, token: str, thresholds: Thresholds) -> list[dict]:
     """The scenario's last minutes replayed at once, the alert posted as Alertmanager would post it."""
     now = datetime.now(timezone.utc).replace(microsecond=0)
-    start = now - timedelta(minutes=MINUTES)
+    # The incident fills whole minutes up to the current one, which the rollback below fills with
+    # healthy requests: the check after the resolution reads that minute.
+    start = now.replace(second=0) - timedelta(minutes=MINUTES)
     timeline = scenario_timeline(SCENARIO, start, MINUTES)
     _step(f"replaying '{SCENARIO}': {MINUTES} minutes of HAProxy lines at ~{RPS:.0f} req/s; "
           f"backend {timeline.backend} degrades at {timeline.onset:%H:%M} UTC")
@@ -192,7 +194,10 @@ async def _replayed(session: aiohttp.ClientSession, base: str, token: str, thres
     rows = await _wait_for(session, f"{base}/incidents", lambda rows: rows and rows[0].get("diagnosed_at"),
                            "the analysis")
     incident_id = rows[0]["id"]
-    _step("resolving the alert, as Alertmanager does when the rule stops firing")
+    _step("rolling back: api is healthy again; resolving the alert, as Alertmanager does when the rule stops")
+    healed = LiveTraffic(SCENARIO, rps=RPS, seed=44).lines(now.replace(second=0).timestamp(), time.time(),
+                                                            incident=False)
+    await _post_lines(session, base, healed)
     resolved = alertmanager_payload("resolved", backend=timeline.backend, starts_at=alert_start,
                                     ends_at=datetime.now(timezone.utc), external_url=base,
                                     p99_seconds=(api["p99_ms"] or 0) / 1000, thresholds=thresholds)
@@ -208,8 +213,8 @@ def _print_summary(incident: dict, path: Path) -> None:
     report = incident.get("report") or {}
     durations = incident.get("durations_seconds") or {}
     print()
-    print(f"  incident   {incident['id']}  ({incident['status']}, {incident['severity']}): "
-          f"{', '.join(incident.get('alertnames') or [])}")
+    names = incident.get("alertnames") or sorted({a["alertname"] for a in incident.get("alerts", [])})
+    print(f"  incident   {incident['id']}  ({incident['status']}, {incident['severity']}): {', '.join(names)}")
     print(f"  title      {report.get('title', '-')}")
     print(f"  diagnosis  {report.get('diagnosis', '-')}")
     for number, recommendation in enumerate(report.get("recommendations", [])[:3], 1):
