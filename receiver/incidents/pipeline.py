@@ -11,15 +11,15 @@ worker runs it when it is due (`recheck`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from agents import AnalysisRequest, Report, SignalsUnavailable
 
+from ..ordering import KeyedOrder
 from ..retry import REDIS_UNAVAILABLE, retrying
 from . import correlation, lifecycle
 from .analysis import Analyse, IncidentAnalysis
@@ -89,7 +89,8 @@ class NotificationPipeline:
         # does (enqueue an announcement) is done again if the entry is, so it must be idempotent.
         self.on_change = on_change
         self._analyses = asyncio.Semaphore(concurrency)
-        self._key_order: dict[str, list] = {}
+        # The notifications of one correlation key are applied in the order this worker took them.
+        self._in_order = KeyedOrder()
 
     async def handle(self, delivery: Delivery) -> Incident | None:
         """split → dedup → analyse → render → record, for one stored notification; safe to run twice.
@@ -233,19 +234,6 @@ class NotificationPipeline:
             if after is not None and after.status == "resolved" and (
                     before is None or before.id != after.id or before.status != "resolved"):
                 self.metrics.resolved.inc()
-
-    @contextlib.asynccontextmanager
-    async def _in_order(self, key: str) -> AsyncIterator[None]:
-        """Apply the notifications of one correlation key in the order this worker took them."""
-        slot = self._key_order.setdefault(key, [asyncio.Lock(), 0])
-        slot[1] += 1
-        try:
-            async with slot[0]:
-                yield
-        finally:
-            slot[1] -= 1
-            if slot[1] == 0:
-                del self._key_order[key]
 
     async def abandon(self, delivery: Delivery, reason: str) -> None:
         """Record on the incidents that a notification owed work was given up."""

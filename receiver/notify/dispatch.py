@@ -10,19 +10,19 @@ incident). Integrations only format and send; these stages decide.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import random
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 
 import aiohttp
 from redis.exceptions import ResponseError
 
+from ..ordering import KeyedOrder
 from ..retry import REDIS_UNAVAILABLE, retrying
 from .config import NotifyConfig, Target
 from .event import IncidentEvent
@@ -170,7 +170,8 @@ class Dispatcher:
         self.max_deliveries = max_deliveries
         self._jobs: dict[str, asyncio.Task] = {}
         self._slot_free = asyncio.Event()
-        self._incidents: dict[str, list] = {}
+        # One incident's events in the order they were taken: its resolution never overtakes its opening.
+        self._in_order = KeyedOrder()
         self._cursor = "0-0"
         self._next_reclaim = 0.0
         self._session: aiohttp.ClientSession | None = None
@@ -247,19 +248,6 @@ class Dispatcher:
             raise
         except Exception:
             log.exception("incident event not finished; it will be taken again", extra={"entry": entry.entry_id})
-
-    @contextlib.asynccontextmanager
-    async def _in_order(self, incident_id: str) -> AsyncIterator[None]:
-        """One incident's events in the order they were taken: its resolution never overtakes its opening."""
-        slot = self._incidents.setdefault(incident_id, [asyncio.Lock(), 0])
-        slot[1] += 1
-        try:
-            async with slot[0]:
-                yield
-        finally:
-            slot[1] -= 1
-            if slot[1] == 0:
-                del self._incidents[incident_id]
 
     async def _keep_alive(self) -> None:
         while True:
