@@ -65,5 +65,17 @@ def retrying(on: Errors, *, what: str | None, first: float, cap: float, within: 
         wait = state.next_action.sleep if state.next_action else 0.0
         log.warning("%s failed; trying again in %.1f s: %s", what, wait, error)
 
-    return AsyncRetrying(retry=retry_if_exception_type(on), wait=backoff(first, cap), stop=stop, sleep=sleep,
-                         before_sleep=warn if what else None, reraise=True)
+    return AsyncRetrying(retry=retry_if_exception_type(on), wait=backoff(first, cap),
+                         stop=stop | _stop_when_cancelling, sleep=sleep, before_sleep=warn if what else None,
+                         reraise=True)
+
+
+def cancelling() -> bool:
+    """The running task is being cancelled. A client library may have turned the cancellation into a
+    connection error or an empty answer; a loop that carried on would keep a stopping task alive."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def _stop_when_cancelling(_: RetryCallState) -> bool:
+    return cancelling()

@@ -19,7 +19,7 @@ from datetime import datetime
 
 from redis.exceptions import ResponseError
 
-from ..retry import retrying
+from ..retry import cancelling, retrying
 from . import lifecycle
 from .analysis import IncidentAnalysis
 from .lifecycle import Policy
@@ -89,16 +89,20 @@ class IncidentWorker:
         """Take and process notifications until cancelled, at most `concurrency` at once."""
         log.info("incident worker started", extra={"consumer": self.consumer, "concurrency": self.concurrency})
         keep_alive = asyncio.create_task(self._keep_alive())
-        me = asyncio.current_task()
         cycle = retrying(TRANSIENT, what="incident worker (redis)", first=self.retry_seconds[0],
                          cap=self.retry_seconds[1])
         try:
             while True:
-                if me is not None and me.cancelling():
-                    # A cancellation swallowed on the way (a client library turning it into a
-                    # timeout or an empty read) must still stop the worker.
+                # A cancellation swallowed on the way (a client library turning it into a
+                # timeout or an empty read) must still stop the worker.
+                if cancelling():
                     raise asyncio.CancelledError
-                await cycle(self._cycle)
+                try:
+                    await cycle(self._cycle)
+                except TRANSIENT:
+                    if cancelling():
+                        raise asyncio.CancelledError from None
+                    raise
         finally:
             running = [keep_alive, *self._jobs.values(), *self._rechecks.values()]
             for task in running:

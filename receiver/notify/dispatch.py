@@ -23,7 +23,7 @@ import aiohttp
 from redis.exceptions import ResponseError
 
 from ..ordering import KeyedOrder
-from ..retry import REDIS_UNAVAILABLE, retrying
+from ..retry import REDIS_UNAVAILABLE, cancelling, retrying
 from .config import NotifyConfig, Target
 from .event import IncidentEvent
 from .metrics import NotifyMetrics
@@ -187,6 +187,8 @@ class Dispatcher:
             ready = False
             try:
                 while True:
+                    if cancelling():  # a cancellation swallowed on the way must still stop the loop
+                        raise asyncio.CancelledError
                     if not ready:
                         await cycle(self.outbox.ensure_group)
                         ready = True
@@ -196,6 +198,10 @@ class Dispatcher:
                         if "NOGROUP" not in str(exc):
                             raise
                         ready = False
+                    except REDIS_UNAVAILABLE:
+                        if cancelling():
+                            raise asyncio.CancelledError from None
+                        raise
             finally:
                 running = [keep_alive, *self._jobs.values()]
                 for task in running:
@@ -250,7 +256,7 @@ class Dispatcher:
             log.exception("incident event not finished; it will be taken again", extra={"entry": entry.entry_id})
 
     async def _keep_alive(self) -> None:
-        while True:
+        while not cancelling():
             await asyncio.sleep(max(self.claim_min_idle / 3, 0.02))
             try:
                 await self.outbox.keep(self.consumer, list(self._jobs))

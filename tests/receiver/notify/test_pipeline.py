@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import pytest
 from redis.asyncio import Redis
 
-from receiver.notify import DeliveryPipeline, IncidentEvent, Outbox, RetryStage, next_event
+from receiver.notify import DeliveryPipeline, Dispatcher, IncidentEvent, Outbox, RetryStage, next_event
 from receiver.notify.config import parse_config
 from receiver.notify.event import Announced
 from receiver.notify.notifier import DeliveryError, judge_status, retry_after
@@ -151,3 +151,40 @@ def test_retry_after_reads_an_http_date() -> None:
     later = datetime.now().astimezone() + timedelta(seconds=120)
     assert 100 < retry_after({"Retry-After": later.strftime("%a, %d %b %Y %H:%M:%S %z")}) <= 120
     assert retry_after({"Retry-After": "soon"}) is None
+
+
+class _SwallowingOutbox:
+    """An outbox whose blocking read answers a cancellation with an empty read, as a client library may."""
+
+    def __init__(self) -> None:
+        self.reading = asyncio.Event()
+
+    async def ensure_group(self) -> None:
+        return None
+
+    async def reclaim(self, consumer, *, min_idle_ms, count, cursor):
+        return "0-0", []
+
+    async def read(self, consumer, *, count, block_ms):
+        self.reading.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            return []
+        return []
+
+    async def keep(self, consumer, entries) -> None:
+        return None
+
+
+async def test_the_delivery_loop_stops_when_its_read_swallows_the_cancellation():
+    config = parse_config("route: {receiver: nobody}\nreceivers: [{name: nobody}]\n")
+    outbox = _SwallowingOutbox()
+    dispatcher = Dispatcher(config, outbox, block_seconds=0.01)  # type: ignore[arg-type]
+    task = asyncio.create_task(dispatcher.run())
+    await outbox.reading.wait()
+
+    task.cancel()
+
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, timeout=30)
