@@ -4,6 +4,7 @@ What the rest of the service may use is listed in `__all__`.
 """
 
 from .analysis import IncidentAnalysis, incident_analysis
+from .charts import ChartFile, IncidentCharts, chart_backend, is_chart_file
 from .consumer import IncidentWorker
 from .lifecycle import Action, Decision, Policy, Reason, decide
 from .metrics import IncidentMetrics
@@ -18,10 +19,12 @@ from .stream import AlertStream, QueueDepth
 __all__ = [
     "Action",
     "AlertStream",
+    "ChartFile",
     "Decision",
     "Delivery",
     "Incident",
     "IncidentAnalysis",
+    "IncidentCharts",
     "IncidentMetrics",
     "IncidentRepository",
     "IncidentSummary",
@@ -34,7 +37,9 @@ __all__ = [
     "Reason",
     "TimelineEntry",
     "UnsafePath",
+    "chart_backend",
     "decide",
     "incident_analysis",
+    "is_chart_file",
     "is_incident_id",
 ]

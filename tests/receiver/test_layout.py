@@ -20,14 +20,15 @@ LAYERS = (
     ("HTTP edge", {"http"}),
     ("ground", {"appkeys", "settings", "embedded_redis", "logging_setup", "resources"}),
     ("domain rooms", {"incidents", "intake", "notify", "rules"}),
-    ("base", {"resources", "retry", "ordering"}),
+    ("base", {"resources", "retry", "ordering", "charts"}),
 )
 RANK = {unit: rank for rank, (_, units) in enumerate(LAYERS) for unit in units}
 # Rooms whose `__init__` says, with `__all__`, what the rest of the service may use of them.
-PUBLIC_ROOMS = ("http", "incidents", "intake", "notify", "rules")
+PUBLIC_ROOMS = ("charts", "http", "incidents", "intake", "notify", "rules")
 
 # Domain rooms know nothing of the service around them, nor of each other: only the base
-# (where the package's files are and how one is replaced; how to wait and try again).
+# (where the package's files are and how one is replaced; how to wait and try again; how a
+# chart is drawn).
 DOMAIN = LAYERS[-2][1]
 
 
