@@ -21,7 +21,7 @@ from ingestion import Limits, MetricsQueries, MetricsStore
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from . import http
+from . import http, ui
 from .announcements import Announcer, failed_delivery_recorder
 from .appkeys import (
     ALERT_STREAM,
@@ -30,6 +30,7 @@ from .appkeys import (
     ANALYSIS_METRICS,
     HTTP_REQUESTS,
     INCIDENT_ANALYSIS,
+    INCIDENT_CHARTS,
     INCIDENT_METRICS,
     INCIDENTS,
     INTAKE,
@@ -85,6 +86,7 @@ def create_app(settings: Settings, *, redis: Redis | None = None, llm: LLMClient
     app.cleanup_ctx.append(_notify_ctx)
     app.cleanup_ctx.append(_incidents_ctx)
     http.setup_routes(app)
+    ui.setup_routes(app)
     return app
 
 
@@ -239,6 +241,7 @@ async def _incidents_ctx(app: web.Application) -> AsyncIterator[None]:
     app[ALERT_STREAM] = AlertStream(redis)
     app[INCIDENTS] = IncidentRepository(redis)
     app[POSTMORTEMS] = postmortem_writer(settings, redis)
+    app[INCIDENT_CHARTS] = incident_charts(settings, redis)
     app[INCIDENT_METRICS] = metrics = IncidentMetrics.create(app[REGISTRY])
     worker = incident_worker(settings, redis, app[INCIDENT_ANALYSIS], metrics=metrics, announcer=app.get(ANNOUNCER))
     async with _in_background(worker.run() if settings.run_worker else None, "incident-worker"):

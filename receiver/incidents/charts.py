@@ -85,11 +85,19 @@ def incident_marks(incident: Incident) -> tuple[Mark, ...]:
 def incident_charts(incident: Incident, points: list[SeriesPoint], backend: str | None,
                     thresholds: Thresholds) -> list[tuple[str, Chart]]:
     """The three charts of an incident, named, from its scope's per-minute points."""
+    return golden_signal_charts(points, backend, thresholds, marks=incident_marks(incident),
+                                baseline=_baseline(incident, points) if points else None,
+                                about=f", in incident {incident.id}")
+
+
+def golden_signal_charts(points: list[SeriesPoint], backend: str | None, thresholds: Thresholds, *,
+                         marks: tuple[Mark, ...] = (), baseline: float | None = None,
+                         about: str = "") -> list[tuple[str, Chart]]:
+    """Latency, error rates and traffic of a scope (a backend, or the whole site), named."""
     if not points:
         return []
     scope = f"backend {backend}" if backend else "all backends"
     minutes = tuple(p.minute for p in points)
-    marks = incident_marks(incident)
     latency = Chart(
         title=f"Latency on {scope}", unit="ms", minutes=minutes, marks=marks,
         lines=(Line("P50", "p50", tuple(p.p50_ms for p in points)),
@@ -97,7 +105,7 @@ def incident_charts(incident: Incident, points: list[SeriesPoint], backend: str 
                Line("P99", "p99", tuple(p.p99_ms for p in points))),
         thresholds=(Threshold("P95 limit", thresholds.latency_p95_ms),
                     Threshold("P99 limit", thresholds.latency_p99_ms)),
-        summary=f"Response time percentiles per minute on {scope}, in incident {incident.id}.")
+        summary=f"Response time percentiles per minute on {scope}{about}.")
     errors = Chart(
         title=f"Error rates on {scope}", unit="%", minutes=minutes, marks=marks,
         lines=(Line("5xx", "5xx", tuple(_rate(p.error_rate_5xx_pct, p) for p in points)),
@@ -105,13 +113,13 @@ def incident_charts(incident: Incident, points: list[SeriesPoint], backend: str 
         thresholds=(Threshold("5xx limit", thresholds.error_rate_5xx_pct),
                     Threshold("5xx critical", thresholds.error_rate_5xx_critical_pct),
                     Threshold("4xx limit", thresholds.error_rate_4xx_pct)),
-        summary=f"Share of requests answered 5xx and 4xx per minute on {scope}, in incident {incident.id}.")
-    baseline = _baseline(incident, points)
+        summary=f"Share of requests answered 5xx and 4xx per minute on {scope}{about}.")
     traffic = Chart(
         title=f"Requests per minute on {scope}", unit="req/min", minutes=minutes, marks=marks,
         lines=(Line("requests", "requests", tuple(float(p.requests) for p in points)),),
         thresholds=(Threshold("baseline", baseline, kind="baseline"),) if baseline is not None else (),
-        summary=f"Requests per minute on {scope}, in incident {incident.id}, against the minutes before the onset.")
+        summary=f"Requests per minute on {scope}{about}"
+                + (", against the minutes before the onset." if baseline is not None else "."))
     return [("latency", latency), ("errors", errors), ("traffic", traffic)]
 
 
