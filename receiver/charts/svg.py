@@ -124,20 +124,25 @@ def segments(frame: Frame, minutes: tuple[datetime, ...], line: Line) -> list[li
     return [run for run in runs if run]
 
 
-def _mark_rows(frame: Frame, marks: tuple[Mark, ...]) -> list[tuple[Mark, float, int]]:
-    """Each moment in view with its x and the row of its label, so that close labels do not overlap."""
-    placed: list[tuple[Mark, float, int]] = []
-    row_ends: list[float] = []
+def _mark_rows(frame: Frame, marks: tuple[Mark, ...]) -> list[tuple[Mark, float, int, bool]]:
+    """Each moment in view with its x, the row of its label (close labels do not overlap) and whether
+    the label goes left of its line (near the right edge)."""
+    placed: list[tuple[Mark, float, int, bool]] = []
+    rows: list[tuple[float, float]] = []  # the span of the labels taken in each row
+    right = frame.left + frame.width
     for mark in sorted(marks, key=lambda m: m.at):
         if not frame.start <= mark.at <= frame.end:
             continue
         x = frame.x(mark.at)
         width = len(mark.name) * _LABEL_CHAR_PX + 6
-        row = next((i for i, end in enumerate(row_ends) if end < x), len(row_ends))
-        if row == len(row_ends):
-            row_ends.append(0.0)
-        row_ends[row] = x + width
-        placed.append((mark, round(x, 1), row))
+        leftward = x + width > right
+        span = (x - width, x) if leftward else (x, x + width)
+        row = next((i for i, (lo, hi) in enumerate(rows) if span[0] > hi or span[1] < lo), len(rows))
+        if row == len(rows):
+            rows.append(span)
+        else:
+            rows[row] = (min(rows[row][0], span[0]), max(rows[row][1], span[1]))
+        placed.append((mark, round(x, 1), row, leftward))
     return placed
 
 

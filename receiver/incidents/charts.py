@@ -83,17 +83,22 @@ def incident_marks(incident: Incident) -> tuple[Mark, ...]:
 
 
 def incident_charts(incident: Incident, points: list[SeriesPoint], backend: str | None,
-                    thresholds: Thresholds) -> list[tuple[str, Chart]]:
+                    thresholds: Thresholds, *, now: datetime | None = None) -> list[tuple[str, Chart]]:
     """The three charts of an incident, named, from its scope's per-minute points."""
+    points = _from_first_request(points)
     return golden_signal_charts(points, backend, thresholds, marks=incident_marks(incident),
                                 baseline=_baseline(incident, points) if points else None,
-                                about=f", in incident {incident.id}")
+                                about=f", in incident {incident.id}", now=now)
 
 
 def golden_signal_charts(points: list[SeriesPoint], backend: str | None, thresholds: Thresholds, *,
                          marks: tuple[Mark, ...] = (), baseline: float | None = None,
-                         about: str = "") -> list[tuple[str, Chart]]:
-    """Latency, error rates and traffic of a scope (a backend, or the whole site), named."""
+                         about: str = "", now: datetime | None = None) -> list[tuple[str, Chart]]:
+    """Latency, error rates and traffic of a scope (a backend, or the whole site), named.
+
+    The minute holding `now` is still filling up: its rates are drawn, its count of requests is not.
+    """
+    points = _from_first_request(points)
     if not points:
         return []
     scope = f"backend {backend}" if backend else "all backends"
@@ -116,11 +121,19 @@ def golden_signal_charts(points: list[SeriesPoint], backend: str | None, thresho
         summary=f"Share of requests answered 5xx and 4xx per minute on {scope}{about}.")
     traffic = Chart(
         title=f"Requests per minute on {scope}", unit="req/min", minutes=minutes, marks=marks,
-        lines=(Line("requests", "requests", tuple(float(p.requests) for p in points)),),
+        lines=(Line("requests", "requests", tuple(
+            None if now is not None and p.minute + timedelta(minutes=1) > now else float(p.requests)
+            for p in points)),),
         thresholds=(Threshold("baseline", baseline, kind="baseline"),) if baseline is not None else (),
         summary=f"Requests per minute on {scope}{about}"
                 + (", against the minutes before the onset." if baseline is not None else "."))
     return [("latency", latency), ("errors", errors), ("traffic", traffic)]
+
+
+def _from_first_request(points: list[SeriesPoint]) -> list[SeriesPoint]:
+    """The points from the first minute with a request on: the logs may begin after the span does."""
+    first = next((i for i, p in enumerate(points) if p.requests), len(points) - 1)
+    return points[max(0, first):]
 
 
 def _rate(value: float, point: SeriesPoint) -> float | None:
@@ -149,10 +162,11 @@ class IncidentCharts:
         self._now = now
 
     async def charts(self, incident: Incident) -> list[tuple[str, Chart]]:
-        start, end = chart_span(incident, self._now())
+        now = self._now()
+        start, end = chart_span(incident, now)
         backend = chart_backend(incident)
         series = await self._read(span_minutes(start, end), end, backend)
-        return incident_charts(incident, series.points, backend, self._thresholds)
+        return incident_charts(incident, series.points, backend, self._thresholds, now=now)
 
     async def __call__(self, incident: Incident) -> list[ChartFile]:
         return [ChartFile(f"{name}.svg", chart.title, draw_svg(chart)) for name, chart in await self.charts(incident)]

@@ -124,7 +124,8 @@ async def metrics_chart(request: web.Request) -> web.Response:
     backend = request.query.get("backend", "")[:200] or None
     series = await request.app[QUERIES].series(METRICS_MINUTES, None, backend, limit=1)
     charts = dict(golden_signal_charts(series.points, backend, request.app[SETTINGS].thresholds,
-                                       about=f", the last {METRICS_MINUTES} minutes"))
+                                       about=f", the last {METRICS_MINUTES} minutes",
+                                       now=datetime.now(timezone.utc)))
     return _svg(draw_svg(charts[name.removesuffix(".svg")]))
 
 

@@ -112,3 +112,14 @@ def test_sparkline_rises_with_the_values_and_leaves_gaps() -> None:
     assert sparkline([5, 5]) == "██"
     assert sparkline([]) == ""
     assert sparkline([0, 0]) == "▁▁"
+
+
+def test_a_label_near_the_right_edge_goes_left_of_its_moment_and_close_labels_take_rows() -> None:
+    marks = (Mark("alert", "alert fired", T0 + timedelta(minutes=19, seconds=50)),
+             Mark("diagnosed", "diagnosed", T0 + timedelta(minutes=19, seconds=55)),
+             Mark("onset", "signals changed", T0 + timedelta(minutes=2)))
+    root = ET.fromstring(draw_svg(chart(marks=marks)))
+    labels = {g.get("data-mark"): g.find("s:text", NS) for g in root.findall(".//s:g[@data-mark]", NS)}
+    assert labels["alert"].get("text-anchor") == "end" and labels["onset"].get("text-anchor") is None
+    rows = {kind: float(text.get("y")) for kind, text in labels.items()}
+    assert rows["alert"] != rows["diagnosed"] and rows["onset"] == min(rows.values())

@@ -93,3 +93,30 @@ async def test_a_post_mortem_is_written_without_charts_when_the_series_cannot_be
     path = await writer.write(incident)
     assert "## Charts" not in path.read_text() and "## Timeline" in path.read_text()
     assert not path.with_suffix("").exists()
+
+
+async def test_the_charts_begin_with_the_first_logged_minute() -> None:
+    incident = resolved_backend_incident()
+    series = FakeSeries(incident.report.onset.at, incident.ended_at)
+    first_logged = incident.report.onset.at - timedelta(minutes=4)
+
+    async def logs_begin_late(minutes: int, at: datetime, backend: str | None) -> Series:
+        answer = await series(minutes, at, backend)
+        points = [p if p.minute >= first_logged else p.model_copy(update={"requests": 0}) for p in answer.points]
+        return answer.model_copy(update={"points": points})
+
+    charts = IncidentCharts(logs_begin_late, Thresholds(), now=lambda: incident.ended_at + timedelta(hours=1))
+    for chart in await charts(incident):
+        plot = ET.fromstring(chart.svg).find(".//s:rect[@data-start]", NS)
+        assert datetime.fromisoformat(plot.get("data-start")) == first_logged, chart.name
+
+
+async def test_the_minute_still_filling_up_has_no_count_of_requests() -> None:
+    incident = resolved_backend_incident()
+    now = incident.ended_at + timedelta(minutes=2, seconds=20)
+    charts = IncidentCharts(FakeSeries(incident.report.onset.at, incident.ended_at), Thresholds(), now=lambda: now)
+    named = dict(await charts.charts(incident))
+    requests = named["traffic"].lines[0].values
+    assert requests[-1] is None and None not in requests[:-1]
+    assert named["latency"].lines[2].values[-1] is not None  # a rate is a rate, however few its requests
+    assert named["traffic"].minutes[-1] == now.replace(second=0, microsecond=0)
