@@ -21,7 +21,7 @@ from ingestion import Limits, MetricsQueries, MetricsStore
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from . import http
+from . import http, ui
 from .announcements import Announcer, failed_delivery_recorder
 from .appkeys import (
     ALERT_STREAM,
@@ -30,6 +30,7 @@ from .appkeys import (
     ANALYSIS_METRICS,
     HTTP_REQUESTS,
     INCIDENT_ANALYSIS,
+    INCIDENT_CHARTS,
     INCIDENT_METRICS,
     INCIDENTS,
     INTAKE,
@@ -49,6 +50,7 @@ from .embedded_redis import start_embedded_redis
 from .incidents import (
     AlertStream,
     IncidentAnalysis,
+    IncidentCharts,
     IncidentMetrics,
     IncidentRepository,
     IncidentWorker,
@@ -84,6 +86,7 @@ def create_app(settings: Settings, *, redis: Redis | None = None, llm: LLMClient
     app.cleanup_ctx.append(_notify_ctx)
     app.cleanup_ctx.append(_incidents_ctx)
     http.setup_routes(app)
+    ui.setup_routes(app)
     return app
 
 
@@ -96,9 +99,15 @@ def connect(url: str, *, max_connections: int = 256) -> Redis:
     return Redis.from_pool(pool)
 
 
-def postmortem_writer(settings: Settings) -> PostmortemWriter:
+def postmortem_writer(settings: Settings, redis: Redis) -> PostmortemWriter:
+    """Post-mortems with their charts, drawn from the series as they stand when each is written."""
     return PostmortemWriter(settings.postmortem_dir, templates=resource_dir("templates"),
-                            slo_target_pct=settings.slo_target_pct)
+                            slo_target_pct=settings.slo_target_pct, charts=incident_charts(settings, redis))
+
+
+def incident_charts(settings: Settings, redis: Redis) -> IncidentCharts:
+    series = MetricsQueries(redis).series
+    return IncidentCharts(lambda minutes, at, backend: series(minutes, at, backend, limit=1), settings.thresholds)
 
 
 def incident_worker(settings: Settings, redis: Redis, analysis: IncidentAnalysis, *,
@@ -107,7 +116,7 @@ def incident_worker(settings: Settings, redis: Redis, analysis: IncidentAnalysis
     """A consumer of the alert stream configured from the settings: in the service, or `incident-copilot worker`."""
     return IncidentWorker(
         AlertStream(redis), IncidentRepository(redis), analysis,
-        postmortems=postmortem_writer(settings), metrics=metrics, consumer=consumer,
+        postmortems=postmortem_writer(settings, redis), metrics=metrics, consumer=consumer,
         concurrency=settings.analysis_concurrency, claim_min_idle=settings.worker_reclaim_idle_seconds,
         policy=Policy(min_window_minutes=settings.incident_window_min_minutes,
                       reopen_window=timedelta(minutes=settings.incident_reopen_minutes),
@@ -121,7 +130,7 @@ def notify_dispatcher(settings: Settings, config: NotifyConfig, redis: Redis, *,
     """A consumer of the outbox: in the service, or beside the incident worker of `incident-copilot worker`."""
     return Dispatcher(config, Outbox(redis), metrics=metrics, consumer=consumer,
                       claim_min_idle=settings.worker_reclaim_idle_seconds,
-                      on_given_up=failed_delivery_recorder(IncidentRepository(redis), postmortem_writer(settings)))
+                      on_given_up=failed_delivery_recorder(IncidentRepository(redis), postmortem_writer(settings, redis)))
 
 
 def _redis_ctx(given: Redis | None):
@@ -231,7 +240,8 @@ async def _incidents_ctx(app: web.Application) -> AsyncIterator[None]:
     redis = app[REDIS]
     app[ALERT_STREAM] = AlertStream(redis)
     app[INCIDENTS] = IncidentRepository(redis)
-    app[POSTMORTEMS] = postmortem_writer(settings)
+    app[POSTMORTEMS] = postmortem_writer(settings, redis)
+    app[INCIDENT_CHARTS] = incident_charts(settings, redis)
     app[INCIDENT_METRICS] = metrics = IncidentMetrics.create(app[REGISTRY])
     worker = incident_worker(settings, redis, app[INCIDENT_ANALYSIS], metrics=metrics, announcer=app.get(ANNOUNCER))
     async with _in_background(worker.run() if settings.run_worker else None, "incident-worker"):

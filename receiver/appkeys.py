@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from .incidents import (
     AlertStream,
     IncidentAnalysis,
+    IncidentCharts,
     IncidentMetrics,
     IncidentRepository,
     PostmortemWriter,
@@ -33,6 +34,7 @@ INCIDENTS = web.AppKey("incidents", IncidentRepository)
 POSTMORTEMS = web.AppKey("postmortems", PostmortemWriter)
 INCIDENT_METRICS = web.AppKey("incident_metrics", IncidentMetrics)
 INCIDENT_ANALYSIS = web.AppKey("incident_analysis", IncidentAnalysis)
+INCIDENT_CHARTS = web.AppKey("incident_charts", IncidentCharts)
 ANALYSIS_CONFIG = web.AppKey("analysis_config", AnalysisConfig)
 LLM: web.AppKey[LLMClient | None] = web.AppKey("llm")
 ANALYSIS_METRICS = web.AppKey("analysis_metrics", AnalysisMetrics)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the programs the tests and the demo run for real, where they are missing:
-# redis-server, promtool/prometheus, alertmanager/amtool, haproxy, docker-compose (config checks only).
+# redis-server, promtool/prometheus, alertmanager/amtool, haproxy, docker-compose (config checks only),
+# chromium (the pages' tests load them in a headless browser).
 set -euo pipefail
 
 need=()
@@ -9,6 +10,7 @@ command -v promtool >/dev/null || need+=(prometheus)
 command -v amtool >/dev/null || need+=(prometheus-alertmanager)
 command -v haproxy >/dev/null || need+=(haproxy)
 command -v docker-compose >/dev/null || need+=(docker-compose)
+command -v chromium >/dev/null || need+=(chromium)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -74,8 +74,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     settings = Settings()
     url = args.url or f"http://{settings.host}:{settings.port}"
     token = settings.analyze_token.get_secret_value() if settings.analyze_token else None
+    read_token = settings.read_token.get_secret_value() if settings.read_token else None
     return asyncio.run(analyze_remote(url, token=token, at=args.at, window=args.window, backend=args.backend,
-                                      as_json=args.json))
+                                      as_json=args.json, read_token=read_token))
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

@@ -221,7 +221,10 @@ def _print_summary(incident: dict, path: Path) -> None:
         print(f"  {number}.         {recommendation}")
     print("  times      " + ", ".join(
         f"{name.replace('time_to_', 'to ')} {_duration(value)}" for name, value in durations.items()))
-    print(f"  post-mortem {path}")
+    print(f"  post-mortem {path}, charts in {path.with_suffix('')}/: "
+          + ", ".join(sorted(p.name for p in path.with_suffix("").glob("*.svg"))))
+    print(f"  page       http://127.0.0.1:8080/ui/incidents/{incident['id']} (DATA_DIR={path.parents[1] / 'redis'} "
+          "incident-copilot serve)")
 
 
 def _duration(seconds: float | None) -> str:

@@ -7,6 +7,9 @@ Handlers read the application's resources through `receiver.appkeys`; the compos
 from aiohttp import web
 
 from . import alerts, analyze, incidents, logs, metrics, openapi
+from .auth import require_token
+from .errors import NotFound, Unauthorized
+from .incidents import requested_incident
 from .middleware import request_context
 from .server import ServerLimits, handler_args, serve
 
@@ -17,4 +20,5 @@ def setup_routes(app: web.Application) -> None:
         room.setup_routes(app)
 
 
-__all__ = ["ServerLimits", "handler_args", "request_context", "serve", "setup_routes"]
+__all__ = ["NotFound", "ServerLimits", "Unauthorized", "handler_args", "request_context", "require_token",
+           "requested_incident", "serve", "setup_routes"]

@@ -36,13 +36,13 @@ async def list_incidents(request: web.Request) -> web.Response:
 
 
 async def get_incident(request: web.Request) -> web.Response:
-    incident = await _incident(request)
+    incident = await requested_incident(request)
     return web.json_response(incident.public())
 
 
 async def get_postmortem(request: web.Request) -> web.Response:
     """The file as the team may have completed it; rendered from the record where this host has none."""
-    incident = await _incident(request)
+    incident = await requested_incident(request)
     writer = request.app[POSTMORTEMS]
     text = await asyncio.to_thread(writer.read, incident)
     if text is None:
@@ -50,7 +50,8 @@ async def get_postmortem(request: web.Request) -> web.Response:
     return web.Response(text=text, content_type="text/markdown", charset="utf-8")
 
 
-async def _incident(request: web.Request) -> Incident:
+async def requested_incident(request: web.Request) -> Incident:
+    """The incident the path names, for a caller holding the read token; 400 for a malformed id, 404 for none."""
     require_token(request, request.app[SETTINGS].read_token)
     ident = request.match_info["id"]
     if not is_incident_id(ident):

@@ -103,7 +103,8 @@ async def request_context(request: web.Request, handler) -> web.StreamResponse:
     try:
         response = await _answer(request, handler)
         response.headers["X-Request-ID"] = rid
-        response.headers.update(SECURITY_HEADERS)
+        for name, value in SECURITY_HEADERS.items():  # a page sets the policy it needs; data gets the strict one
+            response.headers.setdefault(name, value)
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "unmatched"
         request.app[HTTP_REQUESTS].labels(route, str(response.status)).inc()

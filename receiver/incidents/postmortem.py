@@ -25,6 +25,7 @@ from agents import Evidence, Report
 
 from ..resources import replace_file
 from . import lifecycle
+from .charts import ChartFile, is_chart_file
 from .model import Incident, IncidentSummary, TimelineEntry
 from .naming import is_postmortem_file
 
@@ -184,6 +185,20 @@ def file_link(text: object, file_name: object) -> str:
     label = markdown_text(text)
     name = "" if file_name is None else str(file_name)
     return f"[{label}]({name})" if is_postmortem_file(name) else label
+
+
+def chart_image(chart: tuple[str, str]) -> str:
+    """`![title](<post-mortem stem>/<chart>.svg)` for a chart beside a post-mortem; the title alone otherwise."""
+    title, path = chart
+    stem, _, name = str(path).partition("/")
+    if not (is_postmortem_file(f"{stem}.md") and is_chart_file(name)):
+        return markdown_text(title)
+    return f"![{markdown_text(title)}]({stem}/{name})"
+
+
+def chart_dir(file_name: str) -> str:
+    """The folder beside a post-mortem that holds its charts: its name without `.md`."""
+    return file_name.removesuffix(".md")
 
 
 def bounded_document(text: str, *, limit: int = MAX_POSTMORTEM_BYTES - _DOCUMENT_RESERVE) -> str:
@@ -356,7 +371,7 @@ def _as_text(format_: Callable[..., str]) -> Callable[..., str]:
 ESCAPING_FILTERS: dict[str, Callable[..., str]] = {
     "md": markdown_text, "code": markdown_code, "link": markdown_link, "file_link": file_link,
     "time": _as_text(format_time), "duration": _as_text(format_duration), "value": _as_text(format_value),
-    "multiple": _as_text(format_multiple),
+    "multiple": _as_text(format_multiple), "chart_image": chart_image,
 }
 
 
@@ -365,14 +380,18 @@ class UnsafePath(ValueError):
 
 
 class PostmortemWriter:
-    def __init__(self, directory: Path, *, templates: Path, slo_target_pct: float) -> None:
+    """`charts`, when given, draws an incident's charts; they are written beside each post-mortem and shown in it."""
+
+    def __init__(self, directory: Path, *, templates: Path, slo_target_pct: float,
+                 charts: Callable[[Incident], Awaitable[list[ChartFile]]] | None = None) -> None:
         self.directory = Path(directory)
         self.slo_target_pct = slo_target_pct
+        self._charts = charts
         self._env = template_environment(templates)
         self._index_lock = asyncio.Lock()
         self._index_queued = False
 
-    def render(self, incident: Incident) -> str:
+    def render(self, incident: Incident, charts: list[ChartFile] | None = None) -> str:
         report = incident.report
         body = self._env.get_template(POSTMORTEM_TEMPLATE).render(
             incident=incident, report=report, recheck=incident.recheck,
@@ -380,6 +399,7 @@ class PostmortemWriter:
             slo_target_pct=self.slo_target_pct,
             timeline=sorted([*incident.timeline, *_onset_entries(report)], key=lambda e: e.at),
             runbooks=_runbooks(incident), groups=alert_groups(incident),
+            charts=[(c.title, f"{chart_dir(incident.postmortem_file)}/{c.name}") for c in charts or ()],
         )
         return _with_marker(bounded_document(body))
 
@@ -411,12 +431,25 @@ class PostmortemWriter:
     async def write(self, incident: Incident) -> Path | None:
         """Render and write atomically; None when the file was edited by hand and is kept as it is."""
         path = self.path_for(incident.postmortem_file)
-        text = self.render(incident)
+        charts = await self._draw_charts(incident)
+        text = self.render(incident, charts)
         written = await asyncio.to_thread(_replace_unless_edited, path, text)
         if not written:
             log.info("post-mortem edited by hand; not overwritten", extra={"incident": incident.id, "path": str(path)})
             return None
+        for chart in charts:
+            await asyncio.to_thread(replace_file, path.parent / chart_dir(path.name) / chart.name, chart.svg)
         return path
+
+    async def _draw_charts(self, incident: Incident) -> list[ChartFile]:
+        """The charts as the series stand now; none (and a warning) when they cannot be read."""
+        if self._charts is None:
+            return []
+        try:
+            return [c for c in await self._charts(incident) if is_chart_file(c.name)]
+        except Exception as exc:  # a post-mortem without its charts beats none at all
+            log.warning("charts not drawn: %s", exc, extra={"incident": incident.id})
+            return []
 
     async def write_index(self, load: Callable[[], Awaitable[list[IncidentSummary]]]) -> None:
         """Rewrite README.md; a call made while another waits to run is folded into that one."""
