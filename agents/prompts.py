@@ -31,9 +31,12 @@ def specialist_system(spec: SpecialistSpec, thresholds: Thresholds) -> str:
             spike=thresholds.traffic_spike_factor, floor=thresholds.min_requests_per_minute,
         ),
         "The <evaluation> block was computed in code from the same metrics and its numbers are correct. Use the tools "
-        "only for what it does not already show, name the backend, route, status codes and termination states "
-        "where the data shows them, and never report a lower severity than the evaluation without a reason you can "
-        "point to in the data. Finish by calling submit_finding exactly once; keep the summary to one sentence.",
+        "only for what it does not already show, and name the backend, route, status codes and termination states "
+        "where the data shows them. The evaluation's severity is the measured one and stands: a different severity "
+        "you submit is shown as a disagreement, so explain it in the details. Every number you write must come from "
+        "the evaluation or one of your tool results; a number found in neither is dropped, and evidence you add "
+        "names the tool whose result holds its value. Finish by calling submit_finding exactly once; keep the "
+        "summary to one sentence.",
         UNTRUSTED_DATA_RULE,
     ])
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 Specialist = Literal["latency", "errors", "saturation", "traffic"]
 Mode = Literal["llm", "rules"]
+Source = Literal["evaluation", "tool"]
 
 
 class Severity(str, Enum):
@@ -40,6 +41,10 @@ class Evidence(BaseModel):
     scope: str | None = Field(None, description='Where: "backend=api", "route=POST /api/checkout", or null for all.')
     baseline: float | None = Field(
         None, description="The same measure before the onset (after a resolution: before the incident).")
+    source: Source = Field("evaluation", description="Where the value comes from: the rules' evaluation of the "
+                                                     "window, or a tool call the model ran and the service answered.")
+    tool_call: str | None = Field(None, description='With source "tool": the call, with its arguments, whose '
+                                                    'result holds the value, e.g. "backends(window_minutes=5)".')
 
 
 class TokenUsage(BaseModel):
@@ -62,6 +67,10 @@ class Provenance(BaseModel):
     tokens: TokenUsage = Field(default_factory=TokenUsage)
     duration_ms: float = 0.0
     tool_rounds: int = 0
+    dropped_claims: list[str] = Field(
+        default_factory=list,
+        description="What the model stated that was not used: numbers no tool result or evaluation holds, "
+                    "text the checks rejected, each with why.")
 
 
 class Finding(BaseModel):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from .assessment import Assessment
-from .config import AnalysisConfig
+from .config import AnalysisConfig, Thresholds
+from .grounding import ToolCallRecord, call_holding, numbers_in, unsourced_figures
 from .llm import LLMClient, fallback_reason
 from .loop import LoopProgress, SubmitTool, run_tool_loop
 from .metrics import AnalysisMetrics
@@ -23,6 +25,19 @@ from .tools import Toolbox
 _MAX_EVIDENCE = 12
 
 
+class CitedEvidence(BaseModel):
+    """A number the model read in one of its tool results, and the tool it read it in."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str = Field(min_length=1, max_length=100, description='What was measured, e.g. "latency_p99_ms".')
+    value: float = Field(description="The value exactly as the tool result gave it.")
+    unit: str = Field("", max_length=20)
+    window_minutes: int = Field(ge=1, le=360, description="The window of the tool call it comes from.")
+    scope: str | None = Field(None, max_length=200, description='"backend=api", "route=GET /x", "server=api/a1".')
+    tool: str = Field(min_length=1, max_length=50, description="The tool whose result holds the value.")
+
+
 class FindingSubmission(BaseModel):
     """What a specialist's model submits through `submit_finding`."""
 
@@ -31,8 +46,10 @@ class FindingSubmission(BaseModel):
     severity: Severity = Field(description="ok, warning or critical, by the thresholds in the instructions.")
     summary: str = Field(min_length=1, max_length=300, description="One sentence: what is wrong, where, how much.")
     details: str = Field(min_length=1, max_length=4000, description="The breakdown: backend, route, codes, states.")
-    evidence: list[Evidence] = Field(default_factory=list, max_length=10,
-                                     description="Numbers beyond the evaluation's.")
+    evidence: list[CitedEvidence] = Field(
+        default_factory=list, max_length=10,
+        description="Numbers you read in your tool results that the evaluation does not show, each with its tool. "
+                    "A value no result of that tool holds is dropped.")
 
 
 SUBMIT_FINDING = SubmitTool(
@@ -72,28 +89,64 @@ def rules_finding(
     )
 
 
+def known_numbers(assessment: Assessment, thresholds: Thresholds, scope: ResolvedScope) -> set[float]:
+    """The numbers a model may state without a tool call: the evaluation's, the thresholds and the window."""
+    return numbers_in([assessment.to_context(), asdict(thresholds), scope.window_minutes])
+
+
 def merge_answer(
-    assessment: Assessment, answer: FindingSubmission, provenance: Provenance
+    assessment: Assessment,
+    answer: FindingSubmission,
+    provenance: Provenance,
+    *,
+    known: set[float] = frozenset(),
+    calls: Iterable[ToolCallRecord] = (),
 ) -> Finding:
-    """The model's finding, never less severe than the evaluator's; a disagreement is written down."""
+    """The model's reading of the evaluation: the severity stays the measured one, and only sourced numbers stay.
+
+    A disagreement on severity is written down. A summary or details stating a number that neither
+    the evaluation nor one of the model's tool results holds is replaced by the evaluator's, and
+    model evidence no named tool result holds is dropped; both are listed in the provenance.
+    """
+    calls = list(calls)
+    held = set(known).union(*(c.numbers for c in calls))
     rules, said = assessment.severity, answer.severity
-    severity = Severity.worst([rules, said])
     summary, details, disagreement = answer.summary, answer.details, None
+    dropped: list[str] = []
     if said.rank < rules.rank:
         disagreement = (f"The model rated this {said.value}; the deterministic evaluation found {rules.value} "
                         f"({assessment.summary}), so {rules.value} stands.")
-        summary, details = assessment.summary, f"{assessment.details} Model's reading: {answer.summary}"
+        summary, details = assessment.summary, assessment.details
+        dropped.append(f"severity {said.value}: below the measured {rules.value}")
     elif said.rank > rules.rank:
-        disagreement = f"The model rated this {said.value} where the deterministic evaluation found {rules.value}."
-    known = {(e.metric, e.scope) for e in assessment.evidence}
-    extra = [e for e in answer.evidence if (e.metric, e.scope) not in known]
+        disagreement = (f"The model rated this {said.value} where the deterministic evaluation found {rules.value}; "
+                        f"the measured {rules.value} stands.")
+    if missing := unsourced_figures(summary, held):
+        dropped.append(f"summary {summary!r}: {', '.join(missing)} in no tool result or evaluation")
+        summary = assessment.summary
+    if missing := unsourced_figures(details, held):
+        dropped.append(f"details: {', '.join(missing)} in no tool result or evaluation")
+        details = assessment.details
+    known_keys = {(e.metric, e.scope) for e in assessment.evidence}
+    extra: list[Evidence] = []
+    for cited in answer.evidence:
+        if (cited.metric, cited.scope) in known_keys:
+            continue
+        record = call_holding(cited.value, cited.tool, calls)
+        if record is None:
+            dropped.append(f"evidence {cited.metric} = {cited.value:g}{cited.unit and ' ' + cited.unit}"
+                           f"{f' ({cited.scope})' if cited.scope else ''}: in no result of {cited.tool}")
+            continue
+        extra.append(Evidence(metric=cited.metric, value=cited.value, unit=cited.unit,
+                              window_minutes=cited.window_minutes, scope=cited.scope,
+                              source="tool", tool_call=record.describe()))
     return Finding(
         specialist=assessment.specialist,
-        severity=severity,
+        severity=rules,
         summary=summary,
         details=details,
         evidence=[*assessment.evidence, *extra][:_MAX_EVIDENCE],
-        provenance=provenance,
+        provenance=provenance.model_copy(update={"dropped_claims": dropped}),
         disagreement=disagreement,
     )
 
@@ -129,7 +182,8 @@ async def run_specialist(
     else:
         provenance = Provenance(mode="llm", model=plan.llm.model, tokens=result.tokens, tool_rounds=result.tool_rounds,
                                 duration_ms=_ms_since(started))
-        return merge_answer(assessment, result.answer, provenance)
+        return merge_answer(assessment, result.answer, provenance,
+                            known=known_numbers(assessment, plan.config.thresholds, scope), calls=toolbox.calls)
     return rules_finding(assessment, reason, model=plan.llm.model, progress=progress, duration_ms=_ms_since(started))
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from ingestion import METRIC_VIEWS, MetricView
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from .grounding import ToolCallRecord, numbers_in
 from .quoting import quote_untrusted
 from .signals import SignalSource
 
@@ -75,6 +76,7 @@ class Toolbox:
         self._tools = [READ_TOOLS[name] for name in names]
         self._defaults = {"window": window_minutes, "at": at, "backend": backend}
         self._timeout = timeout_seconds
+        self.calls: list[ToolCallRecord] = []  # every answered call, so a number the model cites can be traced
 
     def specs(self) -> list[dict[str, Any]]:
         """Tool definitions for the Messages API."""
@@ -102,7 +104,21 @@ class Toolbox:
             raise ToolError(f"{name} timed out after {self._timeout:g} s") from None
         except Exception as exc:  # a failed query is the model's to know about, not the analysis's to die of
             raise ToolError(f"{name} failed: {type(exc).__name__}") from exc
-        return quote_untrusted("metrics", answer.model_dump(mode="json", exclude_none=True))
+        data = answer.model_dump(mode="json", exclude_none=True)
+        self.calls.append(ToolCallRecord(name, _described(tool, kw), frozenset(numbers_in(data))))
+        return quote_untrusted("metrics", data)
+
+
+def _described(tool: ReadTool, kw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The arguments a call ran with, under the names the model sees."""
+    shown = []
+    for name in tool.view.parameters:
+        value = kw.get(name)
+        if value is None:
+            continue
+        alias = tool.args.model_fields[name].alias or name
+        shown.append((alias, value.strftime("%Y-%m-%dT%H:%MZ") if isinstance(value, datetime) else str(value)))
+    return tuple(shown)
 
 
 def _errors(exc: ValidationError) -> str:
