@@ -38,3 +38,4 @@ class AnalysisConfig:
     max_tool_rounds: int = 4
     max_concurrency: int = 4
     max_analyses_per_hour: int = 30
+    public_url: str = ""  # the service's own address: the one link model text may hold beside the alerts' 

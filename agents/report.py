@@ -6,7 +6,9 @@ from datetime import datetime
 from enum import Enum
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+from .links import defang
 
 Specialist = Literal["latency", "errors", "saturation", "traffic"]
 Mode = Literal["llm", "rules"]
@@ -71,6 +73,12 @@ class Provenance(BaseModel):
         default_factory=list,
         description="What the model stated that was not used: numbers no tool result or evaluation holds, "
                     "text the checks rejected, each with why.")
+
+    @field_validator("dropped_claims")
+    @classmethod
+    def _inert(cls, claims: list[str]) -> list[str]:
+        # Quoted model text is shown, never followed: its addresses must not render as links.
+        return [defang(claim) for claim in claims]
 
 
 class Finding(BaseModel):

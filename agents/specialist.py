@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .assessment import Assessment
 from .config import AnalysisConfig, Thresholds
 from .grounding import ToolCallRecord, call_holding, numbers_in, unsourced_figures
+from .links import foreign_urls
 from .llm import LLMClient, fallback_reason
 from .loop import LoopProgress, SubmitTool, run_tool_loop
 from .metrics import AnalysisMetrics
@@ -66,6 +67,7 @@ class ModelPlan:
     config: AnalysisConfig
     deadline: float  # event-loop time by which the step must be done
     metrics: AnalysisMetrics | None = None
+    urls: frozenset[str] = frozenset()  # the addresses model text may hold: the alerts', the service's
 
 
 def rules_finding(
@@ -101,6 +103,7 @@ def merge_answer(
     *,
     known: set[float] = frozenset(),
     calls: Iterable[ToolCallRecord] = (),
+    urls: frozenset[str] = frozenset(),
 ) -> Finding:
     """The model's reading of the evaluation: the severity stays the measured one, and only sourced numbers stay.
 
@@ -121,11 +124,11 @@ def merge_answer(
     elif said.rank > rules.rank:
         disagreement = (f"The model rated this {said.value} where the deterministic evaluation found {rules.value}; "
                         f"the measured {rules.value} stands.")
-    if missing := unsourced_figures(summary, held):
-        dropped.append(f"summary {summary!r}: {', '.join(missing)} in no tool result or evaluation")
+    if reason := _unsourced(summary, held, urls):
+        dropped.append(f"summary {summary[:300]!r}: {reason}")
         summary = assessment.summary
-    if missing := unsourced_figures(details, held):
-        dropped.append(f"details: {', '.join(missing)} in no tool result or evaluation")
+    if reason := _unsourced(details, held, urls):
+        dropped.append(f"details: {reason}")
         details = assessment.details
     known_keys = {(e.metric, e.scope) for e in assessment.evidence}
     extra: list[Evidence] = []
@@ -149,6 +152,14 @@ def merge_answer(
         provenance=provenance.model_copy(update={"dropped_claims": dropped}),
         disagreement=disagreement,
     )
+
+
+def _unsourced(text: str, held: set[float], urls: frozenset[str]) -> str | None:
+    if missing := unsourced_figures(text, held):
+        return f"{', '.join(missing)} in no tool result or evaluation"
+    if foreign := foreign_urls(text, urls):
+        return f"an address that is not the alert's, the runbook's or the service's ({foreign[0]})"
+    return None
 
 
 async def run_specialist(
@@ -183,7 +194,8 @@ async def run_specialist(
         provenance = Provenance(mode="llm", model=plan.llm.model, tokens=result.tokens, tool_rounds=result.tool_rounds,
                                 duration_ms=_ms_since(started))
         return merge_answer(assessment, result.answer, provenance,
-                            known=known_numbers(assessment, plan.config.thresholds, scope), calls=toolbox.calls)
+                            known=known_numbers(assessment, plan.config.thresholds, scope), calls=toolbox.calls,
+                            urls=plan.urls)
     return rules_finding(assessment, reason, model=plan.llm.model, progress=progress, duration_ms=_ms_since(started))
 
 

@@ -158,4 +158,5 @@ class Settings(BaseSettings):
             max_tool_rounds=self.llm_max_tool_rounds,
             max_concurrency=self.llm_max_concurrency,
             max_analyses_per_hour=self.llm_max_analyses_per_hour,
+            public_url=self.public_url,
         )
