@@ -98,6 +98,7 @@ class LLMClient:
         tools: list[dict[str, Any]],
         tool_choice: dict[str, Any],
         metrics: AnalysisMetrics | None = None,
+        max_tokens: int | None = None,
     ) -> tuple[Message, TokenUsage]:
         """One Messages API call; any failure is raised as `ModelFailure` with a reason a reader understands."""
         async with self._slots:
@@ -105,7 +106,7 @@ class LLMClient:
                 async with asyncio.timeout(self.timeout_seconds):
                     message = await self._client.messages.create(
                         model=self.model,
-                        max_tokens=self.max_tokens,
+                        max_tokens=max_tokens or self.max_tokens,
                         system=system,
                         messages=messages,
                         tools=tools,

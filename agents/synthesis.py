@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,8 +29,8 @@ class SynthesisSubmission(BaseModel):
 
     title: str = Field(min_length=1, max_length=_MAX_TITLE, description="Affected backend or route, worst numbers.")
     diagnosis: str = Field(min_length=1, max_length=4000, description="A few sentences: the most likely cause.")
-    recommendations: list[str] = Field(min_length=1, max_length=5,
-                                       description="Concrete actions, most important first.")
+    recommendations: list[Annotated[str, Field(min_length=1, max_length=500)]] = Field(
+        min_length=1, max_length=5, description="Concrete actions, most important first.")
 
 
 SUBMIT_SYNTHESIS = SubmitTool(

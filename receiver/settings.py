@@ -94,7 +94,9 @@ class Settings(BaseSettings):
     anthropic_api_key: SecretStr | None = Field(None, description="Enables the model; unset = rules only.")
     anthropic_base_url: str | None = Field(None, description="Messages API base URL (proxies, tests).")
     anthropic_model: str = Field("claude-sonnet-4-6", description="Model for specialists and synthesis.")
-    llm_max_tokens: int = Field(1024, ge=64, description="max_tokens of each model call.")
+    llm_max_tokens: int = Field(
+        1024, ge=64, description="max_tokens of each model call, at least: a call asks for as many as its largest "
+                                 "valid answer needs.")
     llm_timeout_seconds: float = Field(20, gt=0, description="Timeout of each model call.")
     llm_max_tool_rounds: int = Field(4, ge=1, description="Tool rounds a specialist may take.")
     llm_max_concurrency: int = Field(4, ge=1, description="Model calls in flight at once.")

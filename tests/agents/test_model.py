@@ -185,7 +185,7 @@ async def test_synthesis_answer_is_used_and_validated(api):
     assert report.title == "api: sH timeouts"
     assert report.recommendations == ["Roll back api.", "Check slow queries."]
     first = api.sent("synthesis")[0]
-    assert first["tool_choice"] == {"type": "tool", "name": "submit_synthesis"}
+    assert first["tool_choice"] == {"type": "auto"}  # it may reason in text before it submits
     assert [t["name"] for t in first["tools"]] == ["submit_synthesis"]
     findings = fake.quoted(first, "draft")
     assert findings["title"] == "api: P99 1.8 s and 12 % 5xx (sH server timeouts)"
@@ -293,11 +293,11 @@ async def test_model_calls_in_flight_are_capped(api):
 
 
 async def test_calls_carry_the_configured_model_and_limits(api):
-    await run(api, model="claude-test-model", max_tokens=321)
+    await run(api, model="claude-test-model", max_tokens=32000)
 
     body = api.requests[0].body
     assert body["model"] == "claude-test-model"
-    assert body["max_tokens"] == 321
+    assert body["max_tokens"] == 32000
     assert api.requests[0].headers["x-stainless-retry-count"] == "0"
 
 
