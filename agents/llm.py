@@ -93,7 +93,7 @@ class LLMClient:
     async def create(
         self,
         *,
-        system: str,
+        system: str | list[dict[str, Any]],
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]],
         tool_choice: dict[str, Any],
@@ -138,10 +138,10 @@ class LLMClient:
                 raise ModelFailure(f"model API error ({type(exc).__name__})") from None
         usage = message.usage
         tokens = TokenUsage(
-            input_tokens=usage.input_tokens
-            + (usage.cache_creation_input_tokens or 0)
-            + (usage.cache_read_input_tokens or 0),
+            input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
+            cache_creation_input_tokens=usage.cache_creation_input_tokens or 0,
+            cache_read_input_tokens=usage.cache_read_input_tokens or 0,
         )
         _record(metrics, "ok", tokens)
         return message, tokens

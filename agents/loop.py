@@ -101,6 +101,7 @@ async def run_tool_loop(
     max_tool_rounds: int = 0,
     metrics: AnalysisMetrics | None = None,
     progress: LoopProgress | None = None,
+    cache: bool = False,
 ) -> LoopResult[T]:
     """Run until the model submits a valid answer; raises `ModelFailure` when it cannot within its bounds.
 
@@ -108,6 +109,8 @@ async def run_tool_loop(
     lookups the model may reason in text first; an answer without the submit call is nudged
     once, with the call forced. An invalid answer is sent back once for repair. A turn cut off
     at max_tokens, refused or beyond the context window ends the loop: nothing of it is run.
+    With `cache`, the tools and system prompt are one cached prefix, and each turn caches the
+    conversation so far for the next.
     """
     tools = [*(toolbox.specs() if toolbox else []), submit.spec()]
     messages: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
@@ -119,8 +122,9 @@ async def run_tool_loop(
         forced = nudged or (toolbox is not None and spent.tool_rounds >= max_tool_rounds)
         choice = {"type": "tool", "name": submit.name} if forced else {"type": "auto"}
         message, used = await llm.create(
-            system=system, messages=messages, tools=tools, tool_choice=choice, metrics=metrics,
-            max_tokens=max_tokens,
+            system=_cached_system(system) if cache else system,
+            messages=_cached_turns(messages) if cache else messages,
+            tools=tools, tool_choice=choice, metrics=metrics, max_tokens=max_tokens,
         )
         spent.tokens += used
         stop = message.stop_reason
@@ -172,6 +176,23 @@ async def run_tool_loop(
         # Every tool_use of the turn is answered in this one message, in the order it was asked.
         messages.append({"role": "user", "content": results})
     raise ModelFailure(f"tool loop exhausted after {spent.tool_rounds} tool rounds")
+
+
+_CACHE_POINT = {"type": "ephemeral"}
+
+
+def _cached_system(system: str) -> list[dict[str, Any]]:
+    # The breakpoint after the system prompt caches tools and system together (tools come first).
+    return [{"type": "text", "text": system, "cache_control": _CACHE_POINT}]
+
+
+def _cached_turns(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The conversation with one breakpoint, on its last block: the next turn reads all before it."""
+    *before, last = messages
+    content = last["content"]
+    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else [dict(b) for b in content]
+    blocks[-1] = {**blocks[-1], "cache_control": _CACHE_POINT}
+    return [*before, {**last, "content": blocks}]
 
 
 async def _look_up(toolbox: Toolbox | None, call) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from .synthesis_check import Measured
 from .traffic import TRAFFIC
 
 SPECIALISTS: tuple[SpecialistSpec, ...] = (LATENCY, ERRORS, SATURATION, TRAFFIC)
+SHARED_TOOLS: tuple[str, ...] = tuple(dict.fromkeys(name for spec in SPECIALISTS for name in spec.tools))
 BUDGET_REASON = "hourly model budget exhausted"
 
 
@@ -79,7 +80,7 @@ async def analyze(
         if llm.start_analysis():
             # Keep part of the deadline for the synthesis, so slow specialists cannot starve it.
             reserve = min(config.llm_timeout_seconds, config.deadline_seconds / 4)
-            plan = ModelPlan(llm, source, config, deadline - reserve, metrics, urls)
+            plan = ModelPlan(llm, source, config, deadline - reserve, metrics, urls, SHARED_TOOLS)
         else:
             skipped = BUDGET_REASON
 
@@ -114,6 +115,7 @@ async def analyze(
         baseline_end=snapshot.baseline.end if snapshot.baseline else None,
         synthesis=synthesis,
         tokens=tokens,
+        cost_usd=round(config.prices.cost_usd(tokens), 6),
         duration_ms=round((time.perf_counter() - started) * 1000, 1),
     )
     if metrics is not None:

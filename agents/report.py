@@ -50,13 +50,19 @@ class Evidence(BaseModel):
 
 
 class TokenUsage(BaseModel):
-    input_tokens: int = 0
+    """Tokens as the Messages API bills them: fresh input, cache writes and cache reads apart, and output."""
+
+    input_tokens: int = Field(0, description="Input billed at the base rate (not written to nor read from the cache).")
     output_tokens: int = 0
+    cache_creation_input_tokens: int = Field(0, description="Input written to the prompt cache (1.25x base).")
+    cache_read_input_tokens: int = Field(0, description="Input read from the prompt cache (0.1x base).")
 
     def __add__(self, other: "TokenUsage") -> "TokenUsage":
         return TokenUsage(
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
+            cache_creation_input_tokens=self.cache_creation_input_tokens + other.cache_creation_input_tokens,
+            cache_read_input_tokens=self.cache_read_input_tokens + other.cache_read_input_tokens,
         )
 
 
@@ -121,4 +127,5 @@ class Report(BaseModel):
     baseline_end: datetime | None = None
     synthesis: Provenance
     tokens: TokenUsage = Field(description="All model tokens of this analysis.")
+    cost_usd: float = Field(0.0, description="What those tokens cost at the configured prices.")
     duration_ms: float

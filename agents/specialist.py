@@ -68,6 +68,7 @@ class ModelPlan:
     deadline: float  # event-loop time by which the step must be done
     metrics: AnalysisMetrics | None = None
     urls: frozenset[str] = frozenset()  # the addresses model text may hold: the alerts', the service's
+    tools: tuple[str, ...] = ()  # every specialist's tools: one tool set, so the four share a cached prefix
 
 
 def rules_finding(
@@ -174,19 +175,20 @@ async def run_specialist(
         return rules_finding(assessment)
     started = time.perf_counter()
     progress = LoopProgress()
-    toolbox = Toolbox(plan.source, spec.tools, window_minutes=scope.window_minutes, at=scope.at,
+    toolbox = Toolbox(plan.source, plan.tools or spec.tools, window_minutes=scope.window_minutes, at=scope.at,
                       backend=scope.backend, timeout_seconds=plan.config.tool_timeout_seconds)
     try:
         async with asyncio.timeout_at(plan.deadline):
             result = await run_tool_loop(
                 plan.llm,
-                system=specialist_system(spec, plan.config.thresholds),
-                prompt=specialist_prompt(assessment, scope, alerts),
+                system=specialist_system(plan.config.thresholds),
+                prompt=specialist_prompt(spec, assessment, scope, alerts),
                 submit=SUBMIT_FINDING,
                 toolbox=toolbox,
                 max_tool_rounds=plan.config.max_tool_rounds,
                 metrics=plan.metrics,
                 progress=progress,
+                cache=plan.config.prompt_caching,
             )
     except Exception as exc:  # every failure of the model step falls back to the rules
         reason = fallback_reason(exc)

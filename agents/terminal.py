@@ -33,7 +33,10 @@ def format_report(report: Report, *, width: int = _WIDTH) -> str:
         lines += _finding(finding, width)
     lines.append(
         f"Analysed in {report.duration_ms / 1000:.1f} s; model tokens: {report.tokens.input_tokens} in, "
-        f"{report.tokens.output_tokens} out."
+        f"{report.tokens.output_tokens} out"
+        + (f", {report.tokens.cache_creation_input_tokens} cache writes, {report.tokens.cache_read_input_tokens} "
+           f"cache reads; ${report.cost_usd:.4f}" if report.cost_usd else "")
+        + "."
     )
     return _printable("\n".join(lines)) + "\n"
 

@@ -15,6 +15,12 @@ from .quoting import quote_untrusted
 from .signals import SignalSource
 
 
+# What one tool result may hold: it is re-sent on every later turn of the loop.
+MAX_ROWS = 10  # rows of a list or entries of a breakdown; per-minute points are kept whole
+MAX_TEXT = 300  # characters of a string (routes and backend names are anyone's text)
+MAX_RESULT_CHARS = 20_000
+
+
 class ToolError(Exception):
     """A tool call that cannot be answered; its message goes back to the model as `is_error`."""
 
@@ -104,9 +110,49 @@ class Toolbox:
             raise ToolError(f"{name} timed out after {self._timeout:g} s") from None
         except Exception as exc:  # a failed query is the model's to know about, not the analysis's to die of
             raise ToolError(f"{name} failed: {type(exc).__name__}") from exc
-        data = answer.model_dump(mode="json", exclude_none=True)
+        data = capped(answer.model_dump(mode="json", exclude_none=True))
+        if len(text := quote_untrusted("metrics", data)) > MAX_RESULT_CHARS:
+            raise ToolError(f"{name} answered more than {MAX_RESULT_CHARS} characters; narrow it with backend, "
+                            "route or a shorter window")
         self.calls.append(ToolCallRecord(name, _described(tool, kw), frozenset(numbers_in(data))))
-        return quote_untrusted("metrics", data)
+        return text
+
+
+def capped(data: Any) -> Any:
+    """`data` with every list of rows and every breakdown cut to its top MAX_ROWS, saying how many were left out."""
+    if isinstance(data, str):
+        return data if len(data) <= MAX_TEXT else f"{data[:MAX_TEXT]}… ({len(data) - MAX_TEXT} more characters)"
+    if isinstance(data, list):
+        return [capped(item) for item in data]
+    if not isinstance(data, dict):
+        return data
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        kept, left_out = value, 0
+        if isinstance(value, list) and len(value) > MAX_ROWS and not _per_minute(value):
+            kept, left_out = value[:MAX_ROWS], len(value) - MAX_ROWS
+        elif isinstance(value, dict) and len(value) > MAX_ROWS:
+            top = sorted(value.items(), key=lambda item: -_size(item[1]))[:MAX_ROWS]
+            kept, left_out = dict(top), len(value) - MAX_ROWS
+        out[capped(key) if isinstance(key, str) else key] = capped(kept)
+        if left_out:
+            out[f"{key}_left_out"] = left_out
+    return out
+
+
+def _per_minute(rows: list[Any]) -> bool:
+    return bool(rows) and isinstance(rows[0], dict) and "minute" in rows[0]
+
+
+def _size(value: Any) -> float:
+    """How much an entry of a breakdown weighs: its count, or the sum of its counts."""
+    if isinstance(value, bool):
+        return 0.0
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, dict):
+        return sum(_size(v) for v in value.values())
+    return 0.0
 
 
 def _described(tool: ReadTool, kw: dict[str, Any]) -> tuple[tuple[str, str], ...]:

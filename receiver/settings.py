@@ -98,6 +98,9 @@ class Settings(BaseSettings):
         1024, ge=64, description="max_tokens of each model call, at least: a call asks for as many as its largest "
                                  "valid answer needs.")
     llm_timeout_seconds: float = Field(20, gt=0, description="Timeout of each model call.")
+    llm_prompt_caching: bool = Field(
+        True, description="Cache the specialists' shared prompt prefix and each tool loop's turns (cache reads "
+                          "cost a tenth of fresh input, writes 1.25 times).")
     llm_max_tool_rounds: int = Field(4, ge=1, description="Tool rounds a specialist may take.")
     llm_max_concurrency: int = Field(4, ge=1, description="Model calls in flight at once.")
     llm_max_analyses_per_hour: int = Field(30, ge=0, description="Model-backed analyses an hour; beyond: rules.")
@@ -161,4 +164,5 @@ class Settings(BaseSettings):
             max_concurrency=self.llm_max_concurrency,
             max_analyses_per_hour=self.llm_max_analyses_per_hour,
             public_url=self.public_url,
+            prompt_caching=self.llm_prompt_caching,
         )

@@ -54,4 +54,15 @@ def finding(report, name):
 
 
 def last_user_content(body):
-    return body["messages"][-1]["content"]
+    """The last message's content as the loop wrote it, without the prompt-cache breakpoint the request adds."""
+    return plain(body["messages"][-1]["content"])
+
+
+def plain(content):
+    """Content without `cache_control`; a lone text block as the string it was written as."""
+    if isinstance(content, str):
+        return content
+    blocks = [{k: v for k, v in b.items() if k != "cache_control"} for b in content]
+    if len(blocks) == 1 and blocks[0]["type"] == "text" and "cache_control" in content[0]:
+        return blocks[0]["text"]
+    return blocks
