@@ -57,6 +57,7 @@ class AnalysisConfig:
     max_tool_rounds: int = 4
     max_concurrency: int = 4
     max_analyses_per_hour: int = 30
+    max_tokens_per_hour: int = 0  # every token of every call, cached or not; 0: no token budget
     prompt_caching: bool = True  # cache the specialists' shared prefix (tools and system prompt) and each loop's turns
     prices: ModelPrices = field(default_factory=ModelPrices)
     public_url: str = ""  # the service's own address: the one link model text may hold beside the alerts' 

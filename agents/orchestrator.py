@@ -31,7 +31,6 @@ from .traffic import TRAFFIC
 
 SPECIALISTS: tuple[SpecialistSpec, ...] = (LATENCY, ERRORS, SATURATION, TRAFFIC)
 SHARED_TOOLS: tuple[str, ...] = tuple(dict.fromkeys(name for spec in SPECIALISTS for name in spec.tools))
-BUDGET_REASON = "hourly model budget exhausted"
 
 
 def utc_now() -> datetime:
@@ -77,12 +76,10 @@ async def analyze(
     skipped: str | None = None
     urls = trusted_urls(request.alerts, config.public_url)
     if llm is not None:
-        if llm.start_analysis():
+        if (skipped := await llm.start_analysis()) is None:
             # Keep part of the deadline for the synthesis, so slow specialists cannot starve it.
             reserve = min(config.llm_timeout_seconds, config.deadline_seconds / 4)
             plan = ModelPlan(llm, source, config, deadline - reserve, metrics, urls, SHARED_TOOLS)
-        else:
-            skipped = BUDGET_REASON
 
     if plan is None:
         findings = [rules_finding(a, skipped) for a in assessments]

@@ -19,6 +19,8 @@ from .signals import SignalSource
 MAX_ROWS = 10  # rows of a list or entries of a breakdown; per-minute points are kept whole
 MAX_TEXT = 300  # characters of a string (routes and backend names are anyone's text)
 MAX_RESULT_CHARS = 20_000
+# The views' breakdowns (count by status code, state, backend); other objects are records, kept whole.
+_BREAKDOWNS = frozenset({"codes", "status_codes", "status_classes", "termination_states", "states", "by_backend"})
 
 
 class ToolError(Exception):
@@ -131,7 +133,7 @@ def capped(data: Any) -> Any:
         kept, left_out = value, 0
         if isinstance(value, list) and len(value) > MAX_ROWS and not _per_minute(value):
             kept, left_out = value[:MAX_ROWS], len(value) - MAX_ROWS
-        elif isinstance(value, dict) and len(value) > MAX_ROWS:
+        elif isinstance(value, dict) and key in _BREAKDOWNS and len(value) > MAX_ROWS:
             top = sorted(value.items(), key=lambda item: -_size(item[1]))[:MAX_ROWS]
             kept, left_out = dict(top), len(value) - MAX_ROWS
         out[capped(key) if isinstance(key, str) else key] = capped(kept)

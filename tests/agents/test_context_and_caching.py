@@ -33,15 +33,21 @@ async def test_untrusted_alert_text_is_cut_to_stated_lengths(api):
     assert len(fake.first_prompt(api.sent("latency")[0])) < 60_000
 
 
-async def test_a_tool_result_lists_its_top_rows_and_how_many_were_left_out(api):
+async def looked_up(api, route: str, tool: str) -> dict:
+    """What `tool` answered one specialist over a deploy regression with 22 backends."""
     signals = deploy_regression()
     signals.backends += [backend_row(f"svc{i:02d}", 100 + i) for i in range(20)]
-    api.script("latency", fake.tool_use("backends"), fake.submit_finding("critical"))
+    api.script(route, fake.tool_use(tool), fake.submit_finding("critical"))
 
     await run(api, signals)
 
-    result = last_user_content(api.sent("latency")[1])[0]["content"]
-    view = json.loads(result.removeprefix("<metrics>\n").removesuffix("\n</metrics>"))
+    result = last_user_content(api.sent(route)[1])[0]["content"]
+    return json.loads(result.removeprefix("<metrics>\n").removesuffix("\n</metrics>"))
+
+
+async def test_a_tool_result_lists_its_top_rows_and_how_many_were_left_out(api):
+    view = await looked_up(api, "latency", "backends")
+
     assert len(view["backends"]) == MAX_ROWS
     assert view["backends_left_out"] == 22 - MAX_ROWS
     assert view["backends"][0]["backend"] == "api"
@@ -94,3 +100,10 @@ async def test_cache_tokens_are_counted_apart_and_caching_lowers_the_cost(aiohtt
         t = report.tokens
         print(f"{name}: ${report.cost_usd:.4f} (input {t.input_tokens}, cache write {t.cache_creation_input_tokens},"
               f" cache read {t.cache_read_input_tokens}, output {t.output_tokens})")
+
+
+async def test_a_breakdown_by_backend_keeps_its_busiest_backends(api):
+    view = await looked_up(api, "errors", "termination_states")
+
+    assert len(view["by_backend"]) == MAX_ROWS and view["by_backend_left_out"] == 22 - MAX_ROWS
+    assert list(view["by_backend"])[:2] == ["api", "web"]  # the busiest first
