@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .assessment import Assessment
 from .config import AnalysisConfig, Thresholds
-from .grounding import ToolCallRecord, call_holding, numbers_in, unsourced_figures
+from .grounding import ToolCallRecord, call_holding, is_held, numbers_in, unsourced_figures
 from .links import foreign_urls
 from .llm import LLMClient, fallback_reason
 from .loop import LoopProgress, SubmitTool, run_tool_loop
@@ -121,7 +121,8 @@ def merge_answer(
         disagreement = (f"The model rated this {said.value}; the deterministic evaluation found {rules.value} "
                         f"({assessment.summary}), so {rules.value} stands.")
         summary, details = assessment.summary, assessment.details
-        dropped.append(f"severity {said.value}: below the measured {rules.value}")
+        dropped.append(f"severity {said.value}: below the measured {rules.value} (its summary: "
+                       f"{answer.summary[:300]!r})")
     elif said.rank > rules.rank:
         disagreement = (f"The model rated this {said.value} where the deterministic evaluation found {rules.value}; "
                         f"the measured {rules.value} stands.")
@@ -131,15 +132,17 @@ def merge_answer(
     if reason := _unsourced(details, held, urls):
         dropped.append(f"details: {reason}")
         details = assessment.details
-    known_keys = {(e.metric, e.scope) for e in assessment.evidence}
+    measured = {(e.metric, e.scope): e.value for e in assessment.evidence}
     extra: list[Evidence] = []
     for cited in answer.evidence:
-        if (cited.metric, cited.scope) in known_keys:
+        if (cited.metric, cited.scope) in measured:
+            value = measured[(cited.metric, cited.scope)]
+            if value is not None and not is_held(cited.value, {value}):
+                dropped.append(f"evidence {_cited(cited)}: the evaluation measured {value:g}")
             continue
         record = call_holding(cited.value, cited.tool, calls)
         if record is None:
-            dropped.append(f"evidence {cited.metric} = {cited.value:g}{cited.unit and ' ' + cited.unit}"
-                           f"{f' ({cited.scope})' if cited.scope else ''}: in no result of {cited.tool}")
+            dropped.append(f"evidence {_cited(cited)}: in no result of {cited.tool}")
             continue
         extra.append(Evidence(metric=cited.metric, value=cited.value, unit=cited.unit,
                               window_minutes=cited.window_minutes, scope=cited.scope,
@@ -150,9 +153,13 @@ def merge_answer(
         summary=summary,
         details=details,
         evidence=[*assessment.evidence, *extra][:_MAX_EVIDENCE],
-        provenance=provenance.model_copy(update={"dropped_claims": dropped}),
+        provenance=Provenance.model_validate({**provenance.model_dump(), "dropped_claims": dropped}),
         disagreement=disagreement,
     )
+
+
+def _cited(cited: CitedEvidence) -> str:
+    return f"{cited.metric} = {cited.value:g}{cited.unit and ' ' + cited.unit}{f' ({cited.scope})' if cited.scope else ''}"
 
 
 def _unsourced(text: str, held: set[float], urls: frozenset[str]) -> str | None:

@@ -92,4 +92,4 @@ async def test_a_finding_with_a_foreign_link_keeps_the_evaluators_words(api):
 
     errors = next(f for f in report.findings if f.specialist == "errors")
     assert errors.summary == "api returns 12 % 5xx."
-    assert "evil.example" in errors.provenance.dropped_claims[0]
+    assert "https[:]//evil[.]example/fix" in errors.provenance.dropped_claims[0]  # quoted, never a link
