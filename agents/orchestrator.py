@@ -79,7 +79,8 @@ async def analyze(
         if (skipped := await llm.start_analysis()) is None:
             # Keep part of the deadline for the synthesis, so slow specialists cannot starve it.
             reserve = min(config.llm_timeout_seconds, config.deadline_seconds / 4)
-            plan = ModelPlan(llm, source, config, deadline - reserve, metrics, urls, SHARED_TOOLS)
+            plan = ModelPlan(llm, source, config, deadline - reserve, metrics, urls, SHARED_TOOLS,
+                             timeline(snapshot))
 
     if plan is None:
         findings = [rules_finding(a, skipped) for a in assessments]
@@ -120,6 +121,21 @@ async def analyze(
         outcome = "fallback" if any(p.fallback_reason for p in steps) else "ok"
         metrics.record_analysis(mode, outcome)
     return report
+
+
+def timeline(snapshot: SignalSnapshot) -> dict:
+    """What the specialists are told of time: the onset minute, the changes, and the baseline window to compare."""
+    found: dict = {}
+    if snapshot.onset is not None:
+        first = snapshot.onset
+        found["onset"] = {"minute": first.minute.isoformat(), "signal": first.signal,
+                          "scope": f"backend={first.backend}" if first.backend else "all", "rule": first.rule}
+        found["changes"] = [_change_line(c) for c in snapshot.changes[:10]]
+    if snapshot.baseline is not None:
+        found["baseline_window"] = {"start": snapshot.baseline.start.isoformat(),
+                                    "end": snapshot.baseline.end.isoformat(),
+                                    "window_minutes": snapshot.baseline.window_minutes}
+    return found
 
 
 def trusted_urls(alerts: list[AlertContext], public_url: str) -> frozenset[str]:

@@ -69,6 +69,7 @@ class ModelPlan:
     metrics: AnalysisMetrics | None = None
     urls: frozenset[str] = frozenset()  # the addresses model text may hold: the alerts', the service's
     tools: tuple[str, ...] = ()  # every specialist's tools: one tool set, so the four share a cached prefix
+    timeline: dict | None = None  # the onset minute, the changes and the baseline window, for the prompt
 
 
 def rules_finding(
@@ -92,9 +93,10 @@ def rules_finding(
     )
 
 
-def known_numbers(assessment: Assessment, thresholds: Thresholds, scope: ResolvedScope) -> set[float]:
-    """The numbers a model may state without a tool call: the evaluation's, the thresholds and the window."""
-    return numbers_in([assessment.to_context(), asdict(thresholds), scope.window_minutes])
+def known_numbers(assessment: Assessment, thresholds: Thresholds, scope: ResolvedScope,
+                  timeline: dict | None = None) -> set[float]:
+    """The numbers a model may state without a tool call: the evaluation's, the thresholds, the windows."""
+    return numbers_in([assessment.to_context(), asdict(thresholds), scope.window_minutes, timeline or {}])
 
 
 def merge_answer(
@@ -189,7 +191,7 @@ async def run_specialist(
             result = await run_tool_loop(
                 plan.llm,
                 system=specialist_system(plan.config.thresholds),
-                prompt=specialist_prompt(spec, assessment, scope, alerts),
+                prompt=specialist_prompt(spec, assessment, scope, alerts, plan.timeline),
                 submit=SUBMIT_FINDING,
                 toolbox=toolbox,
                 max_tool_rounds=plan.config.max_tool_rounds,
@@ -203,7 +205,8 @@ async def run_specialist(
         provenance = Provenance(mode="llm", model=plan.llm.model, tokens=result.tokens, tool_rounds=result.tool_rounds,
                                 duration_ms=_ms_since(started))
         return merge_answer(assessment, result.answer, provenance,
-                            known=known_numbers(assessment, plan.config.thresholds, scope), calls=toolbox.calls,
+                            known=known_numbers(assessment, plan.config.thresholds, scope, plan.timeline),
+                            calls=toolbox.calls,
                             urls=plan.urls)
     return rules_finding(assessment, reason, model=plan.llm.model, progress=progress, duration_ms=_ms_since(started))
 

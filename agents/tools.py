@@ -56,7 +56,27 @@ class ReadTool:
 
     @property
     def description(self) -> str:
-        return self.view.summary + "."
+        return f"{self.view.summary}. {WHEN_TO_USE.get(self.name, '')}".strip()
+
+
+# When each lookup helps, as the tool-use documentation recommends saying beside what it returns.
+_BEFORE = " Pass `at` = the baseline window's end (see <timeline>) for the same view before the onset."
+WHEN_TO_USE: dict[str, str] = {
+    "overview": "Use it for the headline figures of another window or backend than the evaluation's." + _BEFORE,
+    "status_codes": "Use it to see which codes make up a 4xx or 5xx rate (504 vs 503 vs 500)." + _BEFORE,
+    "response_times": "Use it to compare percentiles across windows or backends." + _BEFORE,
+    "backends": "Use it to find which backend carries the errors or the latency, and whether time goes to "
+                "queueing (Tw), connecting (Tc) or the servers (Tr)." + _BEFORE,
+    "frontends": "Use it when the problem may be on the client side of HAProxy.",
+    "paths": "Use it to name the routes behind a backend's errors or latency.",
+    "termination_states": "Use it to tell server timeouts (sH), refused connections (SC) and client aborts (CD) "
+                          "apart.",
+    "rps": "Use it to see when traffic changed, minute by minute.",
+    "series": "Use it to see, minute by minute, when a signal changed on a backend or route and whether it "
+              "recovered; the onset minute is in <timeline>.",
+    "servers": "Use it to find whether one server of a backend fails while the others are healthy.",
+    "saturation": "Use it to tell capacity problems (queueing, connection peaks, Redis memory) from faults.",
+}
 
 
 def _read_tool(view: MetricView) -> ReadTool:

@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 _SIGNAL = re.compile(r"Signal: (\w+)\.")
-_BLOCK = re.compile(r"<(evaluation|draft|alerts|findings)>\n(.*?)\n</\1>", re.S)
+_BLOCK = re.compile(r"<(evaluation|draft|alerts|findings|timeline)>\n(.*?)\n</\1>", re.S)
 _ids = itertools.count(1)
 
 
