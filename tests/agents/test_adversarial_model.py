@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from agents import format_report
 from receiver.incidents.postmortem import impact
 from tests.support import fake_anthropic as fake
 from tests.support.model_runs import finding, run
@@ -84,3 +85,15 @@ async def test_a_model_cut_off_at_max_tokens_is_not_taken_for_an_answer(aiohttp_
 
     assert {f.provenance.fallback_reason for f in report.findings} == {"model answer cut off at max_tokens"}
     assert report.overall_severity.value == "critical"
+
+
+async def test_the_terminal_report_lists_the_model_claims_not_used(liar):
+    report = await run(liar)
+
+    text = format_report(report)
+
+    assert text.startswith(f"CRITICAL  {RULES_TITLE}")
+    section = text[text.index("Model claims not used"):]
+    assert "  - latency: evidence error_rate_5xx_pct = 0.2 % (backend=api): in no result of backends" in section
+    assert "  - synthesis: title 'api: all fine, P99 42 ms'" in section
+    assert "https://" not in text

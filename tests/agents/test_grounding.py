@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from agents import format_report
 from agents.grounding import ToolCallRecord, call_holding, numbers_in, unsourced_figures
 from receiver.incidents.postmortem import impact
 from tests.support import fake_anthropic as fake
@@ -79,3 +80,14 @@ async def test_a_summary_with_a_number_from_nowhere_is_replaced_by_the_evaluator
     assert errors.details == "Fine."
     assert errors.provenance.dropped_claims == [
         "summary 'api returns 0.2 % 5xx, nothing serious.': 0.2 % in no tool result or evaluation"]
+
+
+async def test_the_terminal_report_names_the_call_behind_a_number(api):
+    api.script("latency", fake.tool_use("backends", {"window_minutes": 5}), fake.submit_finding(
+        "critical", "api times out.", "sH on api.",
+        evidence=[{"metric": "latency_p99_ms", "value": 320.0, "unit": "ms", "window_minutes": 5,
+                   "scope": "backend=web", "tool": "backends"}]))
+
+    text = format_report(await run(api))
+
+    assert "latency_p99_ms = 320 ms  [backend=web, 5 min, from backends(window_minutes=5, at=" in text
