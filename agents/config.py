@@ -58,6 +58,7 @@ class AnalysisConfig:
     max_concurrency: int = 4
     max_analyses_per_hour: int = 30
     max_tokens_per_hour: int = 0  # every token of every call, cached or not; 0: no token budget
+    synthesis_thinking: str = "off"  # "adaptive": the synthesis thinks before it concludes (models that support it)
     prompt_caching: bool = True  # cache the specialists' shared prefix (tools and system prompt) and each loop's turns
     prices: ModelPrices = field(default_factory=ModelPrices)
     public_url: str = ""  # the service's own address: the one link model text may hold beside the alerts' 

@@ -101,6 +101,7 @@ class LLMClient:
         tool_choice: dict[str, Any],
         metrics: AnalysisMetrics | None = None,
         max_tokens: int | None = None,
+        thinking: dict[str, Any] | None = None,
     ) -> tuple[Message, TokenUsage]:
         """One Messages API call; any failure is raised as `ModelFailure` with a reason a reader understands."""
         async with self._budgets.slot():
@@ -113,6 +114,7 @@ class LLMClient:
                         messages=messages,
                         tools=tools,
                         tool_choice=tool_choice,
+                        **({"thinking": thinking} if thinking else {}),
                     )
             except asyncio.CancelledError:
                 _record(metrics, "cancelled")

@@ -22,6 +22,7 @@ T = TypeVar("T", bound=BaseModel)
 # characters a token; output is billed as used, not as reserved), with room to reason before the call.
 CHARS_PER_TOKEN = 1
 REASONING_TOKENS = 1024
+THINKING_TOKENS = 16_000  # room for adaptive thinking, which sets no budget of its own
 # Why a turn's answer cannot be used, by stop_reason; each falls back to the rules.
 _UNUSABLE = {
     "max_tokens": "model answer cut off at max_tokens",
@@ -102,6 +103,7 @@ async def run_tool_loop(
     metrics: AnalysisMetrics | None = None,
     progress: LoopProgress | None = None,
     cache: bool = False,
+    thinking: dict[str, Any] | None = None,
 ) -> LoopResult[T]:
     """Run until the model submits a valid answer; raises `ModelFailure` when it cannot within its bounds.
 
@@ -110,21 +112,22 @@ async def run_tool_loop(
     once, with the call forced. An invalid answer is sent back once for repair. A turn cut off
     at max_tokens, refused or beyond the context window ends the loop: nothing of it is run.
     With `cache`, the tools and system prompt are one cached prefix, and each turn caches the
-    conversation so far for the next.
+    conversation so far for the next. With `thinking` (e.g. `{"type": "adaptive"}`), the model
+    thinks first; a forced tool choice is not allowed with thinking, so its nudge only asks.
     """
     tools = [*(toolbox.specs() if toolbox else []), submit.spec()]
     messages: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
     spent = progress if progress is not None else LoopProgress()
-    max_tokens = max(llm.max_tokens, submit.max_tokens)
+    max_tokens = max(llm.max_tokens, submit.max_tokens) + (THINKING_TOKENS if thinking else 0)
     repaired = nudged = False
     paused = 0
     for _turn in range(max_tool_rounds + 3):  # lookups, the answer, one repair, one nudge
         forced = nudged or (toolbox is not None and spent.tool_rounds >= max_tool_rounds)
-        choice = {"type": "tool", "name": submit.name} if forced else {"type": "auto"}
+        choice = {"type": "tool", "name": submit.name} if forced and not thinking else {"type": "auto"}
         message, used = await llm.create(
             system=_cached_system(system) if cache else system,
             messages=_cached_turns(messages) if cache else messages,
-            tools=tools, tool_choice=choice, metrics=metrics, max_tokens=max_tokens,
+            tools=tools, tool_choice=choice, metrics=metrics, max_tokens=max_tokens, thinking=thinking,
         )
         spent.tokens += used
         stop = message.stop_reason

@@ -95,6 +95,7 @@ async def run_synthesis(
                 submit=SUBMIT_SYNTHESIS,
                 metrics=plan.metrics,
                 progress=progress,
+                thinking={"type": "adaptive"} if plan.config.synthesis_thinking == "adaptive" else None,
             )
     except Exception as exc:  # every failure of the model step falls back to the rules
         reason = fallback_reason(exc)

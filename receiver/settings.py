@@ -98,6 +98,8 @@ class Settings(BaseSettings):
         1024, ge=64, description="max_tokens of each model call, at least: a call asks for as many as its largest "
                                  "valid answer needs.")
     llm_timeout_seconds: float = Field(20, gt=0, description="Timeout of each model call.")
+    llm_synthesis_thinking: Literal["off", "adaptive"] = Field(
+        "off", description="`adaptive`: the synthesis thinks before it concludes (models with adaptive thinking).")
     llm_prompt_caching: bool = Field(
         True, description="Cache the specialists' shared prompt prefix and each tool loop's turns (cache reads "
                           "cost a tenth of fresh input, writes 1.25 times).")
@@ -170,4 +172,5 @@ class Settings(BaseSettings):
             max_tokens_per_hour=self.llm_max_tokens_per_hour,
             public_url=self.public_url,
             prompt_caching=self.llm_prompt_caching,
+            synthesis_thinking=self.llm_synthesis_thinking,
         )

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from agents.loop import CHARS_PER_TOKEN, REASONING_TOKENS
+from agents.loop import CHARS_PER_TOKEN, REASONING_TOKENS, THINKING_TOKENS
 from agents.specialist import SUBMIT_FINDING, FindingSubmission
 from agents.synthesis import SUBMIT_SYNTHESIS, SynthesisSubmission
 from tests.support import fake_anthropic as fake
@@ -97,3 +97,21 @@ async def test_a_synthesis_that_only_reasons_is_asked_once_for_its_answer(api):
     first, second = api.sent("synthesis")
     assert last_user_content(second) == "Call submit_synthesis now with your conclusion."
     assert second["tool_choice"] == {"type": "tool", "name": "submit_synthesis"}
+
+
+async def test_with_adaptive_thinking_the_synthesis_thinks_and_is_never_forced(api):
+    thought = {"type": "thinking", "thinking": "Latency and errors share one cause.", "signature": "sig-1"}
+    api.script("synthesis", fake.message(thought, fake.text("Not yet.")),
+               fake.message(thought, fake.call("submit_synthesis", {
+                   "title": "api: sH server timeouts", "diagnosis": "api times out.",
+                   "recommendations": ["Roll back api."]})))
+
+    report = await run(api, synthesis_thinking="adaptive")
+
+    assert report.title == "api: sH server timeouts"
+    first, second = api.sent("synthesis")
+    assert first["thinking"] == {"type": "adaptive"}
+    assert [b["tool_choice"] for b in (first, second)] == [{"type": "auto"}, {"type": "auto"}]
+    assert second["messages"][1]["content"][0] == thought  # thinking goes back as it came
+    assert first["max_tokens"] == SUBMIT_SYNTHESIS.max_tokens + THINKING_TOKENS
+    assert "thinking" not in api.sent("latency")[0]
