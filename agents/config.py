@@ -23,6 +23,25 @@ class Thresholds:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelPrices:
+    """USD per million tokens, as the Messages API bills them; the defaults are Claude Sonnet 4.6's.
+
+    A 5-minute cache write costs 1.25 times the base input price, a cache read 0.1 times.
+    """
+
+    input_per_mtok: float = 3.0
+    output_per_mtok: float = 15.0
+    cache_write_factor: float = 1.25
+    cache_read_factor: float = 0.1
+
+    def cost_usd(self, usage) -> float:
+        """The price of a `TokenUsage`."""
+        base = (usage.input_tokens + usage.cache_creation_input_tokens * self.cache_write_factor
+                + usage.cache_read_input_tokens * self.cache_read_factor) * self.input_per_mtok
+        return (base + usage.output_tokens * self.output_per_mtok) / 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
 class AnalysisConfig:
     """Everything `analyze` and `LLMClient.from_config` need; built from the service settings."""
 
@@ -38,3 +57,8 @@ class AnalysisConfig:
     max_tool_rounds: int = 4
     max_concurrency: int = 4
     max_analyses_per_hour: int = 30
+    max_tokens_per_hour: int = 0  # every token of every call, cached or not; 0: no token budget
+    synthesis_thinking: str = "off"  # "adaptive": the synthesis thinks before it concludes (models that support it)
+    prompt_caching: bool = True  # cache the specialists' shared prefix (tools and system prompt) and each loop's turns
+    prices: ModelPrices = field(default_factory=ModelPrices)
+    public_url: str = ""  # the service's own address: the one link model text may hold beside the alerts' 

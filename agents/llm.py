@@ -10,8 +10,9 @@ from typing import Any
 
 import anthropic
 from anthropic.types import Message
+from redis.asyncio import Redis
 
-from .budget import HourlyBudget
+from .budget import Budgets, LocalBudgets, RedisBudgets
 from .config import AnalysisConfig
 from .metrics import AnalysisMetrics
 from .report import TokenUsage
@@ -42,7 +43,7 @@ def fallback_reason(error: Exception) -> str:
 
 
 class LLMClient:
-    """Shared by all analyses of a process: the cap on calls in flight and the hourly budget are global.
+    """Shared by all analyses of a process; with Redis, its budgets are shared by every worker on it too.
 
     The SDK's own retries are off (`max_retries=0`). Every step already has a deterministic
     result to fall back to, and an analysis runs under a deadline, so a failed call falls
@@ -56,19 +57,21 @@ class LLMClient:
         model: str,
         max_tokens: int,
         timeout_seconds: float,
-        max_concurrency: int,
-        budget: HourlyBudget,
+        budgets: Budgets,
     ) -> None:
         self.model = model
         self.max_tokens = max_tokens
         self.timeout_seconds = timeout_seconds
         self._client = client
-        self._slots = asyncio.Semaphore(max_concurrency)
-        self._budget = budget
+        self._budgets = budgets
 
     @classmethod
-    def from_config(cls, config: AnalysisConfig, *, clock: Callable[[], float] = time.monotonic) -> LLMClient | None:
-        """A client for `config`, or None when no API key is configured (analyses then use rules only)."""
+    def from_config(cls, config: AnalysisConfig, *, redis: Redis | None = None,
+                    clock: Callable[[], float] | None = None) -> LLMClient | None:
+        """A client for `config`, or None when no API key is configured (analyses then use rules only).
+
+        With `redis`, the hourly, concurrency and token budgets are held there, for every worker.
+        """
         if not config.anthropic_api_key:
             return None
         client = anthropic.AsyncAnthropic(
@@ -82,34 +85,36 @@ class LLMClient:
             model=config.model,
             max_tokens=config.max_tokens,
             timeout_seconds=config.llm_timeout_seconds,
-            max_concurrency=config.max_concurrency,
-            budget=HourlyBudget(config.max_analyses_per_hour, clock=clock),
+            budgets=budgets_for(config, redis=redis, clock=clock),
         )
 
-    def start_analysis(self) -> bool:
-        """Take one analysis from the hourly budget; False means this one runs on rules only."""
-        return self._budget.try_acquire()
+    async def start_analysis(self) -> str | None:
+        """Take one analysis from the budgets; the reason it runs on rules only, or None."""
+        return await self._budgets.start_analysis()
 
     async def create(
         self,
         *,
-        system: str,
+        system: str | list[dict[str, Any]],
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]],
         tool_choice: dict[str, Any],
         metrics: AnalysisMetrics | None = None,
+        max_tokens: int | None = None,
+        thinking: dict[str, Any] | None = None,
     ) -> tuple[Message, TokenUsage]:
         """One Messages API call; any failure is raised as `ModelFailure` with a reason a reader understands."""
-        async with self._slots:
+        async with self._budgets.slot():
             try:
                 async with asyncio.timeout(self.timeout_seconds):
                     message = await self._client.messages.create(
                         model=self.model,
-                        max_tokens=self.max_tokens,
+                        max_tokens=max_tokens or self.max_tokens,
                         system=system,
                         messages=messages,
                         tools=tools,
                         tool_choice=tool_choice,
+                        **({"thinking": thinking} if thinking else {}),
                     )
             except asyncio.CancelledError:
                 _record(metrics, "cancelled")
@@ -137,16 +142,30 @@ class LLMClient:
                 raise ModelFailure(f"model API error ({type(exc).__name__})") from None
         usage = message.usage
         tokens = TokenUsage(
-            input_tokens=usage.input_tokens
-            + (usage.cache_creation_input_tokens or 0)
-            + (usage.cache_read_input_tokens or 0),
+            input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
+            cache_creation_input_tokens=usage.cache_creation_input_tokens or 0,
+            cache_read_input_tokens=usage.cache_read_input_tokens or 0,
         )
         _record(metrics, "ok", tokens)
+        try:
+            await self._budgets.spend(tokens)
+        except Exception:  # the answer is paid for and good; a budget that missed a count is no reason to drop it
+            log.warning("could not count the model tokens against the budget", exc_info=True)
         return message, tokens
 
     async def close(self) -> None:
         await self._client.close()
+
+
+def budgets_for(config: AnalysisConfig, *, redis: Redis | None = None,
+                clock: Callable[[], float] | None = None) -> Budgets:
+    limits = {"analyses_per_hour": config.max_analyses_per_hour, "max_concurrency": config.max_concurrency,
+              "tokens_per_hour": config.max_tokens_per_hour}
+    if redis is not None:
+        return RedisBudgets(redis, lease_seconds=config.llm_timeout_seconds * 2 + 10, clock=clock or time.time,
+                            **limits)
+    return LocalBudgets(clock=clock or time.monotonic, **limits)
 
 
 def _record(metrics: AnalysisMetrics | None, outcome: str, tokens: TokenUsage | None = None) -> None:

@@ -10,7 +10,7 @@ from .report import TokenUsage
 class AnalysisMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.tokens = Counter(
-            "incident_copilot_llm_tokens", "Model tokens used by analyses.", ["kind"], registry=registry
+            "incident_copilot_llm_tokens", "Model tokens used by analyses: fresh input, output, cache writes and cache reads.", ["kind"], registry=registry
         )
         self.analyses = Counter(
             "incident_copilot_analyses",
@@ -21,7 +21,7 @@ class AnalysisMetrics:
         self.llm_calls = Counter(
             "incident_copilot_llm_calls", "Messages API calls by outcome.", ["outcome"], registry=registry
         )
-        for kind in ("input", "output"):
+        for kind in ("input", "output", "cache_write", "cache_read"):
             self.tokens.labels(kind=kind)
 
     def record_call(self, outcome: str, usage: TokenUsage | None = None) -> None:
@@ -29,6 +29,8 @@ class AnalysisMetrics:
         if usage is not None:
             self.tokens.labels(kind="input").inc(usage.input_tokens)
             self.tokens.labels(kind="output").inc(usage.output_tokens)
+            self.tokens.labels(kind="cache_write").inc(usage.cache_creation_input_tokens)
+            self.tokens.labels(kind="cache_read").inc(usage.cache_read_input_tokens)
 
     def record_analysis(self, mode: str, outcome: str) -> None:
         self.analyses.labels(mode=mode, outcome=outcome).inc()

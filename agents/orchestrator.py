@@ -5,28 +5,32 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 
 from .alert_floor import hold_to_alerts
+from .assessment import Assessment
 from .comparison import compare_with_baseline
 from .config import AnalysisConfig
+from .grounding import numbers_in
 from .errors import ERRORS
 from .latency import LATENCY
 from .llm import LLMClient
 from .metrics import AnalysisMetrics
 from .onset import SignalChange
-from .report import OnsetSummary, Report, Severity, TokenUsage
-from .request import AnalysisRequest, resolve_scope
+from .report import Finding, OnsetSummary, Report, Severity, TokenUsage
+from .request import AlertContext, AnalysisRequest, ResolvedScope, resolve_scope
 from .saturation import SATURATION
 from .signals import SignalSnapshot, SignalSource, SignalsUnavailable, collect_signals, locate_onset
 from .specialist import ModelPlan, rules_finding, run_specialist
 from .specialist_spec import SpecialistSpec
-from .synthesis import culprit, draft_synthesis, run_synthesis
+from .synthesis import SynthesisSubmission, culprit, draft_synthesis, run_synthesis
+from .links import urls_in
+from .synthesis_check import Measured
 from .traffic import TRAFFIC
 
 SPECIALISTS: tuple[SpecialistSpec, ...] = (LATENCY, ERRORS, SATURATION, TRAFFIC)
-BUDGET_REASON = "hourly model budget exhausted"
+SHARED_TOOLS: tuple[str, ...] = tuple(dict.fromkeys(name for spec in SPECIALISTS for name in spec.tools))
 
 
 def utc_now() -> datetime:
@@ -70,13 +74,13 @@ async def analyze(
 
     plan: ModelPlan | None = None
     skipped: str | None = None
+    urls = trusted_urls(request.alerts, config.public_url)
     if llm is not None:
-        if llm.start_analysis():
+        if (skipped := await llm.start_analysis()) is None:
             # Keep part of the deadline for the synthesis, so slow specialists cannot starve it.
             reserve = min(config.llm_timeout_seconds, config.deadline_seconds / 4)
-            plan = ModelPlan(llm, source, config, deadline - reserve, metrics)
-        else:
-            skipped = BUDGET_REASON
+            plan = ModelPlan(llm, source, config, deadline - reserve, metrics, urls, SHARED_TOOLS,
+                             timeline(snapshot))
 
     if plan is None:
         findings = [rules_finding(a, skipped) for a in assessments]
@@ -86,7 +90,8 @@ async def analyze(
         ))
     draft = draft_synthesis(assessments, scope)
     conclusion, synthesis = await run_synthesis(
-        findings, draft, scope, request.alerts, plan and replace(plan, deadline=deadline), skipped_reason=skipped
+        findings, draft, scope, request.alerts, plan and replace(plan, deadline=deadline),
+        measured=measured(snapshot, assessments, findings, draft, scope, config, urls), skipped_reason=skipped,
     )
 
     steps = [*(f.provenance for f in findings), synthesis]
@@ -108,6 +113,7 @@ async def analyze(
         baseline_end=snapshot.baseline.end if snapshot.baseline else None,
         synthesis=synthesis,
         tokens=tokens,
+        cost_usd=round(config.prices.cost_usd(tokens), 6),
         duration_ms=round((time.perf_counter() - started) * 1000, 1),
     )
     if metrics is not None:
@@ -115,6 +121,45 @@ async def analyze(
         outcome = "fallback" if any(p.fallback_reason for p in steps) else "ok"
         metrics.record_analysis(mode, outcome)
     return report
+
+
+def timeline(snapshot: SignalSnapshot) -> dict:
+    """What the specialists are told of time: the onset minute, the changes, and the baseline window to compare."""
+    found: dict = {}
+    if snapshot.onset is not None:
+        first = snapshot.onset
+        found["onset"] = {"minute": first.minute.isoformat(), "signal": first.signal,
+                          "scope": f"backend={first.backend}" if first.backend else "all", "rule": first.rule}
+        found["changes"] = [_change_line(c) for c in snapshot.changes[:10]]
+    if snapshot.baseline is not None:
+        found["baseline_window"] = {"start": snapshot.baseline.start.isoformat(),
+                                    "end": snapshot.baseline.end.isoformat(),
+                                    "window_minutes": snapshot.baseline.window_minutes}
+    return found
+
+
+def trusted_urls(alerts: list[AlertContext], public_url: str) -> frozenset[str]:
+    """The addresses a report may link to: those the alerts carry (runbooks, graphs) and the service's own."""
+    values = [v for a in alerts for v in (*a.annotations.values(), *a.labels.values())]
+    return frozenset(urls_in([*values, public_url]))
+
+
+def measured(snapshot: SignalSnapshot, assessments: list[Assessment], findings: list[Finding],
+             draft: SynthesisSubmission, scope: ResolvedScope, config: AnalysisConfig,
+             urls: frozenset[str]) -> Measured:
+    """What a model's conclusion is checked against: the measured severity, backends, routes and numbers."""
+    bad = [a for a in assessments if a.severity != Severity.ok]
+    affected = {a.backend for a in bad} | {c.backend for a in bad for c in a.causes}
+    affected.add(culprit(assessments, scope))
+    routes = {p.route for p in (*snapshot.paths.top_by_errors, *snapshot.paths.top_by_latency)}
+    routes |= {c.route for a in bad for c in a.causes if c.route}
+    data = [[f.model_dump(mode="json", exclude={"provenance"}) for f in findings], draft.model_dump(mode="json"),
+            [a.to_context() for a in assessments], asdict(config.thresholds), scope.window_minutes]
+    return Measured(
+        severity=Severity.worst(f.severity for f in findings),
+        backends=frozenset(b.backend for b in snapshot.backends.backends) | frozenset(affected - {None}),
+        affected=frozenset(affected - {None}), routes=frozenset(routes), numbers=numbers_in(data), urls=urls,
+    )
 
 
 def onset_summary(snapshot: SignalSnapshot) -> OnsetSummary | None:

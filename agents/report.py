@@ -6,10 +6,13 @@ from datetime import datetime
 from enum import Enum
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+from .links import defang
 
 Specialist = Literal["latency", "errors", "saturation", "traffic"]
 Mode = Literal["llm", "rules"]
+Source = Literal["evaluation", "tool"]
 
 
 class Severity(str, Enum):
@@ -40,16 +43,26 @@ class Evidence(BaseModel):
     scope: str | None = Field(None, description='Where: "backend=api", "route=POST /api/checkout", or null for all.')
     baseline: float | None = Field(
         None, description="The same measure before the onset (after a resolution: before the incident).")
+    source: Source = Field("evaluation", description="Where the value comes from: the rules' evaluation of the "
+                                                     "window, or a tool call the model ran and the service answered.")
+    tool_call: str | None = Field(None, description='With source "tool": the call, with its arguments, whose '
+                                                    'result holds the value, e.g. "backends(window_minutes=5)".')
 
 
 class TokenUsage(BaseModel):
-    input_tokens: int = 0
+    """Tokens as the Messages API bills them: fresh input, cache writes and cache reads apart, and output."""
+
+    input_tokens: int = Field(0, description="Input billed at the base rate (not written to nor read from the cache).")
     output_tokens: int = 0
+    cache_creation_input_tokens: int = Field(0, description="Input written to the prompt cache (1.25x base).")
+    cache_read_input_tokens: int = Field(0, description="Input read from the prompt cache (0.1x base).")
 
     def __add__(self, other: "TokenUsage") -> "TokenUsage":
         return TokenUsage(
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
+            cache_creation_input_tokens=self.cache_creation_input_tokens + other.cache_creation_input_tokens,
+            cache_read_input_tokens=self.cache_read_input_tokens + other.cache_read_input_tokens,
         )
 
 
@@ -62,6 +75,16 @@ class Provenance(BaseModel):
     tokens: TokenUsage = Field(default_factory=TokenUsage)
     duration_ms: float = 0.0
     tool_rounds: int = 0
+    dropped_claims: list[str] = Field(
+        default_factory=list,
+        description="What the model stated that was not used: numbers no tool result or evaluation holds, "
+                    "text the checks rejected, each with why.")
+
+    @field_validator("dropped_claims")
+    @classmethod
+    def _inert(cls, claims: list[str]) -> list[str]:
+        # Quoted model text is shown, never followed: its addresses must not render as links.
+        return [defang(claim) for claim in claims]
 
 
 class Finding(BaseModel):
@@ -104,4 +127,5 @@ class Report(BaseModel):
     baseline_end: datetime | None = None
     synthesis: Provenance
     tokens: TokenUsage = Field(description="All model tokens of this analysis.")
+    cost_usd: float = Field(0.0, description="What those tokens cost at the configured prices.")
     duration_ms: float

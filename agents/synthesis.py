@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -15,9 +16,10 @@ from .prompts import SYNTHESIS_SYSTEM, synthesis_prompt
 from .report import Finding, Provenance, Severity
 from .request import AlertContext, ResolvedScope
 from .specialist import ModelPlan
+from .synthesis_check import Measured, check_conclusion
 
 _ORDER = {"latency": 0, "errors": 1, "saturation": 2, "traffic": 3}
-_MAX_TITLE = 120
+_MAX_TITLE = 100
 
 
 class SynthesisSubmission(BaseModel):
@@ -27,8 +29,8 @@ class SynthesisSubmission(BaseModel):
 
     title: str = Field(min_length=1, max_length=_MAX_TITLE, description="Affected backend or route, worst numbers.")
     diagnosis: str = Field(min_length=1, max_length=4000, description="A few sentences: the most likely cause.")
-    recommendations: list[str] = Field(min_length=1, max_length=5,
-                                       description="Concrete actions, most important first.")
+    recommendations: list[Annotated[str, Field(min_length=1, max_length=500)]] = Field(
+        min_length=1, max_length=5, description="Concrete actions, most important first.")
 
 
 SUBMIT_SYNTHESIS = SubmitTool(
@@ -69,9 +71,14 @@ async def run_synthesis(
     alerts: list[AlertContext],
     plan: ModelPlan | None,
     *,
+    measured: Measured | None = None,
     skipped_reason: str | None = None,
 ) -> tuple[SynthesisSubmission, Provenance]:
-    """One model call that may rewrite the draft; any failure keeps the draft and names the reason."""
+    """One model step that may rewrite the draft; any failure, or an answer the checks reject, keeps the draft.
+
+    The answer must agree with `measured` (see `agents.synthesis_check`); a recommendation that
+    does not is dropped, and the provenance lists what was dropped or why all of it was rejected.
+    """
     if plan is None:
         return draft, Provenance(mode="rules", fallback_reason=skipped_reason)
     started = time.perf_counter()
@@ -88,12 +95,25 @@ async def run_synthesis(
                 submit=SUBMIT_SYNTHESIS,
                 metrics=plan.metrics,
                 progress=progress,
+                thinking={"type": "adaptive"} if plan.config.synthesis_thinking == "adaptive" else None,
             )
     except Exception as exc:  # every failure of the model step falls back to the rules
         reason = fallback_reason(exc)
     else:
-        return result.answer, Provenance(mode="llm", model=plan.llm.model, tokens=result.tokens,
-                                         duration_ms=_ms_since(started))
+        answer = result.answer
+        checked = check_conclusion(answer.title, answer.diagnosis, answer.recommendations,
+                                   playbook=draft.recommendations, measured=measured) if measured else None
+        if checked is None or checked.rejected is None:
+            if checked is not None:
+                answer = answer.model_copy(update={"recommendations": list(checked.recommendations)})
+            return answer, Provenance(mode="llm", model=plan.llm.model, tokens=result.tokens,
+                                      duration_ms=_ms_since(started),
+                                      dropped_claims=list(checked.dropped) if checked else [])
+        return draft, Provenance(
+            mode="rules", fallback_reason=f"model conclusion rejected: {checked.rejected}", model=plan.llm.model,
+            tokens=result.tokens, duration_ms=_ms_since(started),
+            dropped_claims=[f"title {answer.title[:200]!r}", f"diagnosis {answer.diagnosis[:300]!r}",
+                            *checked.dropped])
     return draft, Provenance(mode="rules", fallback_reason=reason, model=plan.llm.model, tokens=progress.tokens,
                              duration_ms=_ms_since(started))
 

@@ -31,11 +31,25 @@ def format_report(report: Report, *, width: int = _WIDTH) -> str:
     lines.append("Findings")
     for finding in report.findings:
         lines += _finding(finding, width)
+    dropped = [(step, claim) for step, p in _steps(report) for claim in p.dropped_claims]
+    if dropped:
+        lines.append("Model claims not used")
+        for step, claim in dropped:
+            lines += _wrap(f"{step}: {claim}", width, "  - ", "    ")
+        lines.append("")
+    tokens = report.tokens
+    cached = (f", {tokens.cache_creation_input_tokens} cache writes, {tokens.cache_read_input_tokens} cache reads"
+              if tokens.cache_creation_input_tokens or tokens.cache_read_input_tokens else "")
+    cost = f"; ${report.cost_usd:.4f}" if report.cost_usd else ""
     lines.append(
-        f"Analysed in {report.duration_ms / 1000:.1f} s; model tokens: {report.tokens.input_tokens} in, "
-        f"{report.tokens.output_tokens} out."
+        f"Analysed in {report.duration_ms / 1000:.1f} s; model tokens: {tokens.input_tokens} in, "
+        f"{tokens.output_tokens} out{cached}{cost}."
     )
     return _printable("\n".join(lines)) + "\n"
+
+
+def _steps(report: Report) -> list[tuple[str, Provenance]]:
+    return [*((f.specialist, f.provenance) for f in report.findings), ("synthesis", report.synthesis)]
 
 
 def _finding(finding: Finding, width: int) -> list[str]:
@@ -57,7 +71,8 @@ def _evidence(e: Evidence) -> str:
     text = f"{e.metric} = {value}{unit}"
     if e.threshold is not None:
         text += f" (threshold {e.threshold:g})"
-    return f"{text}  [{e.scope or 'all'}, {e.window_minutes} min]"
+    source = f", from {e.tool_call}" if e.source == "tool" else ""
+    return f"{text}  [{e.scope or 'all'}, {e.window_minutes} min{source}]"
 
 
 def _provenance(p: Provenance) -> str:

@@ -10,8 +10,17 @@ from typing import Any
 from ingestion import METRIC_VIEWS, MetricView
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from .grounding import ToolCallRecord, numbers_in
 from .quoting import quote_untrusted
 from .signals import SignalSource
+
+
+# What one tool result may hold: it is re-sent on every later turn of the loop.
+MAX_ROWS = 10  # rows of a list or entries of a breakdown; per-minute points are kept whole
+MAX_TEXT = 300  # characters of a string (routes and backend names are anyone's text)
+MAX_RESULT_CHARS = 20_000
+# The views' breakdowns (count by status code, state, backend); other objects are records, kept whole.
+_BREAKDOWNS = frozenset({"codes", "status_codes", "status_classes", "termination_states", "states", "by_backend"})
 
 
 class ToolError(Exception):
@@ -47,7 +56,27 @@ class ReadTool:
 
     @property
     def description(self) -> str:
-        return self.view.summary + "."
+        return f"{self.view.summary}. {WHEN_TO_USE.get(self.name, '')}".strip()
+
+
+# When each lookup helps, as the tool-use documentation recommends saying beside what it returns.
+_BEFORE = " Pass `at` = the baseline window's end (see <timeline>) for the same view before the onset."
+WHEN_TO_USE: dict[str, str] = {
+    "overview": "Use it for the headline figures of another window or backend than the evaluation's." + _BEFORE,
+    "status_codes": "Use it to see which codes make up a 4xx or 5xx rate (504 vs 503 vs 500)." + _BEFORE,
+    "response_times": "Use it to compare percentiles across windows or backends." + _BEFORE,
+    "backends": "Use it to find which backend carries the errors or the latency, and whether time goes to "
+                "queueing (Tw), connecting (Tc) or the servers (Tr)." + _BEFORE,
+    "frontends": "Use it when the problem may be on the client side of HAProxy.",
+    "paths": "Use it to name the routes behind a backend's errors or latency.",
+    "termination_states": "Use it to tell server timeouts (sH), refused connections (SC) and client aborts (CD) "
+                          "apart.",
+    "rps": "Use it to see when traffic changed, minute by minute.",
+    "series": "Use it to see, minute by minute, when a signal changed on a backend or route and whether it "
+              "recovered; the onset minute is in <timeline>.",
+    "servers": "Use it to find whether one server of a backend fails while the others are healthy.",
+    "saturation": "Use it to tell capacity problems (queueing, connection peaks, Redis memory) from faults.",
+}
 
 
 def _read_tool(view: MetricView) -> ReadTool:
@@ -75,6 +104,7 @@ class Toolbox:
         self._tools = [READ_TOOLS[name] for name in names]
         self._defaults = {"window": window_minutes, "at": at, "backend": backend}
         self._timeout = timeout_seconds
+        self.calls: list[ToolCallRecord] = []  # every answered call, so a number the model cites can be traced
 
     def specs(self) -> list[dict[str, Any]]:
         """Tool definitions for the Messages API."""
@@ -102,7 +132,61 @@ class Toolbox:
             raise ToolError(f"{name} timed out after {self._timeout:g} s") from None
         except Exception as exc:  # a failed query is the model's to know about, not the analysis's to die of
             raise ToolError(f"{name} failed: {type(exc).__name__}") from exc
-        return quote_untrusted("metrics", answer.model_dump(mode="json", exclude_none=True))
+        data = capped(answer.model_dump(mode="json", exclude_none=True))
+        if len(text := quote_untrusted("metrics", data)) > MAX_RESULT_CHARS:
+            raise ToolError(f"{name} answered more than {MAX_RESULT_CHARS} characters; narrow it with backend, "
+                            "route or a shorter window")
+        self.calls.append(ToolCallRecord(name, _described(tool, kw), frozenset(numbers_in(data))))
+        return text
+
+
+def capped(data: Any) -> Any:
+    """`data` with every list of rows and every breakdown cut to its top MAX_ROWS, saying how many were left out."""
+    if isinstance(data, str):
+        return data if len(data) <= MAX_TEXT else f"{data[:MAX_TEXT]}… ({len(data) - MAX_TEXT} more characters)"
+    if isinstance(data, list):
+        return [capped(item) for item in data]
+    if not isinstance(data, dict):
+        return data
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        kept, left_out = value, 0
+        if isinstance(value, list) and len(value) > MAX_ROWS and not _per_minute(value):
+            kept, left_out = value[:MAX_ROWS], len(value) - MAX_ROWS
+        elif isinstance(value, dict) and key in _BREAKDOWNS and len(value) > MAX_ROWS:
+            top = sorted(value.items(), key=lambda item: -_size(item[1]))[:MAX_ROWS]
+            kept, left_out = dict(top), len(value) - MAX_ROWS
+        out[capped(key) if isinstance(key, str) else key] = capped(kept)
+        if left_out:
+            out[f"{key}_left_out"] = left_out
+    return out
+
+
+def _per_minute(rows: list[Any]) -> bool:
+    return bool(rows) and isinstance(rows[0], dict) and "minute" in rows[0]
+
+
+def _size(value: Any) -> float:
+    """How much an entry of a breakdown weighs: its count, or the sum of its counts."""
+    if isinstance(value, bool):
+        return 0.0
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, dict):
+        return sum(_size(v) for v in value.values())
+    return 0.0
+
+
+def _described(tool: ReadTool, kw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The arguments a call ran with, under the names the model sees."""
+    shown = []
+    for name in tool.view.parameters:
+        value = kw.get(name)
+        if value is None:
+            continue
+        alias = tool.args.model_fields[name].alias or name
+        shown.append((alias, value.strftime("%Y-%m-%dT%H:%MZ") if isinstance(value, datetime) else str(value)))
+    return tuple(shown)
 
 
 def _errors(exc: ValidationError) -> str:

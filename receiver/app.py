@@ -208,7 +208,8 @@ def _analysis_ctx(llm: LLMClient | None):
         config = app[SETTINGS].analysis_config()
         app[ANALYSIS_CONFIG] = config
         app[ANALYSIS_METRICS] = AnalysisMetrics(app[REGISTRY])
-        owned = LLMClient.from_config(config) if llm is None else None
+        # The model budgets live in the service's Redis, so every worker on it shares them.
+        owned = LLMClient.from_config(config, redis=app[REDIS]) if llm is None else None
         app[LLM] = llm or owned
         if INCIDENT_ANALYSIS not in app:  # tests may bring their own
             app[INCIDENT_ANALYSIS] = incident_analysis(app[QUERIES], config, app[LLM], app[ANALYSIS_METRICS])

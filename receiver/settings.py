@@ -94,11 +94,22 @@ class Settings(BaseSettings):
     anthropic_api_key: SecretStr | None = Field(None, description="Enables the model; unset = rules only.")
     anthropic_base_url: str | None = Field(None, description="Messages API base URL (proxies, tests).")
     anthropic_model: str = Field("claude-sonnet-4-6", description="Model for specialists and synthesis.")
-    llm_max_tokens: int = Field(1024, ge=64, description="max_tokens of each model call.")
+    llm_max_tokens: int = Field(
+        1024, ge=64, description="max_tokens of each model call, at least: a call asks for as many as its largest "
+                                 "valid answer needs.")
     llm_timeout_seconds: float = Field(20, gt=0, description="Timeout of each model call.")
+    llm_synthesis_thinking: Literal["off", "adaptive"] = Field(
+        "off", description="`adaptive`: the synthesis thinks before it concludes (models with adaptive thinking).")
+    llm_prompt_caching: bool = Field(
+        True, description="Cache the specialists' shared prompt prefix and each tool loop's turns (cache reads "
+                          "cost a tenth of fresh input, writes 1.25 times).")
     llm_max_tool_rounds: int = Field(4, ge=1, description="Tool rounds a specialist may take.")
-    llm_max_concurrency: int = Field(4, ge=1, description="Model calls in flight at once.")
-    llm_max_analyses_per_hour: int = Field(30, ge=0, description="Model-backed analyses an hour; beyond: rules.")
+    llm_max_concurrency: int = Field(4, ge=1, description="Model calls in flight at once, for all workers on one Redis.")
+    llm_max_analyses_per_hour: int = Field(
+        30, ge=0, description="Model-backed analyses an hour, for all workers on one Redis; beyond: rules.")
+    llm_max_tokens_per_hour: int = Field(
+        0, ge=0, description="Model tokens an hour (input, cache and output), for all workers on one Redis; beyond: "
+                             "rules. 0: no token budget.")
     analysis_deadline_seconds: float = Field(60, gt=0, description="Deadline of a whole analysis.")
     analysis_window_minutes: int = Field(10, ge=1, description="Default window of `POST /analyze`.")
     incident_window_min_minutes: int = Field(
@@ -168,4 +179,8 @@ class Settings(BaseSettings):
             max_tool_rounds=self.llm_max_tool_rounds,
             max_concurrency=self.llm_max_concurrency,
             max_analyses_per_hour=self.llm_max_analyses_per_hour,
+            max_tokens_per_hour=self.llm_max_tokens_per_hour,
+            public_url=self.public_url,
+            prompt_caching=self.llm_prompt_caching,
+            synthesis_thinking=self.llm_synthesis_thinking,
         )

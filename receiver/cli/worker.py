@@ -32,7 +32,7 @@ async def run(settings: Settings, *, consumer: str | None = None) -> int:
         return 2
     redis = connect(settings.redis_url)
     config = settings.analysis_config()
-    llm = LLMClient.from_config(config)
+    llm = LLMClient.from_config(config, redis=redis)
     registry = CollectorRegistry()
     analysis = incident_analysis(MetricsQueries(redis), config, llm, AnalysisMetrics(registry))
     announcer = Announcer(Outbox(redis), public_url=settings.public_url) if notify else None

@@ -315,7 +315,8 @@ def _onset_entries(report: Report | None) -> list[TimelineEntry]:
 
 def impact(report: Report, *, slo_target_pct: float) -> Impact:
     """Requests and failures in the analysed window and the share of a 30-day error budget they used."""
-    evidence = [e for f in report.findings for e in f.evidence]
+    # Measured figures only: a number the model read in a lookup may cover another window or scope.
+    evidence = [e for f in report.findings for e in f.evidence if e.source == "evaluation"]
     window = report.window_minutes
     error_rate = _first(evidence, "error_rate_5xx_pct", window)
     rate = _first(evidence, "requests_per_minute", window)

@@ -9,7 +9,7 @@ import pytest
 
 from agents import AlertContext, AnalysisRequest
 from agents.assessment import Cause
-from agents.budget import HourlyBudget
+from agents.budget import LocalBudgets
 from agents.config import Thresholds
 from agents.errors import evaluate_errors
 from agents.haproxy import TERMINATION_STATES
@@ -28,23 +28,24 @@ from tests.support.agents import AT, Signals, deploy_regression, saturation
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
 
 
-# Hourly budget
+# Budgets (the Redis-held ones: tests/agents/test_shared_budgets.py)
 
 
-def test_hourly_budget_refills_as_the_hour_slides():
+async def test_hourly_budget_refills_as_the_hour_slides():
     clock = [0.0]
-    budget = HourlyBudget(2, clock=lambda: clock[0])
+    budget = LocalBudgets(analyses_per_hour=2, max_concurrency=1, clock=lambda: clock[0])
 
-    assert [budget.try_acquire() for _ in range(3)] == [True, True, False]
+    assert [await budget.start_analysis() for _ in range(3)] == [None, None, "hourly model budget exhausted"]
     clock[0] = 3599.0
-    assert not budget.try_acquire()
+    assert await budget.start_analysis() is not None
     clock[0] = 3600.0
-    assert budget.try_acquire()
-    assert [budget.try_acquire() for _ in range(2)] == [True, False]  # both earlier starts are an hour old
+    assert await budget.start_analysis() is None
+    assert [await budget.start_analysis() for _ in range(2)] == [None, "hourly model budget exhausted"]
 
 
-def test_a_zero_budget_never_allows_the_model():
-    assert not HourlyBudget(0, clock=lambda: 0.0).try_acquire()
+async def test_a_zero_budget_never_allows_the_model():
+    assert await LocalBudgets(analyses_per_hour=0, max_concurrency=1, clock=lambda: 0.0).start_analysis() == (
+        "hourly model budget exhausted")
 
 
 # Scope
