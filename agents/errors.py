@@ -269,6 +269,7 @@ ERRORS = SpecialistSpec(
         "SH = server aborted (502), sQ = queue timeout (503), CD/CH = the client aborted (not a server fault), "
         "'--' = HAProxy ended normally so the application itself returned the error."
     ),
-    tools=("overview", "status_codes", "backends", "paths", "termination_states", "servers", "series"),
+    tools=("overview", "status_codes", "backends", "paths", "termination_states", "servers", "series",
+           "samples"),
     evaluate=evaluate_errors,
 )

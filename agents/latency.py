@@ -166,6 +166,7 @@ LATENCY = SpecialistSpec(
         "queueing in HAProxy (Tw), connecting (Tc) or in the servers (Tr). Server timeouts (termination state sH) "
         "cap latency at `timeout server`; queueing points at capacity (maxconn, too few servers)."
     ),
-    tools=("response_times", "backends", "paths", "termination_states", "rps", "servers", "series"),
+    tools=("response_times", "backends", "paths", "termination_states", "rps", "servers", "series",
+           "samples"),
     evaluate=evaluate_latency,
 )

@@ -75,6 +75,8 @@ WHEN_TO_USE: dict[str, str] = {
     "series": "Use it to see, minute by minute, when a signal changed on a backend or route and whether it "
               "recovered; the onset minute is in <timeline>.",
     "servers": "Use it to find whether one server of a backend fails while the others are healthy.",
+    "samples": "Use it to quote what a failing or slow request looked like: its server, route, status, "
+               "timers and termination state.",
     "saturation": "Use it to tell capacity problems (queueing, connection peaks, Redis memory) from faults.",
 }
 

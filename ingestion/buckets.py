@@ -6,6 +6,7 @@ Everything here is pure: no Redis, no clock.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -17,6 +18,11 @@ from .records import LogRecord
 
 OTHER = "__other__"
 SEP = "\t"
+# A few requests kept whole per minute and backend, failures first, then the slowest: what a person
+# would grep the logs for. Never the client's address, nor the query string (the route is normalised).
+SAMPLES_PER_BACKEND = 5
+SLOW_SAMPLE_MS = 1000
+_FAILED_SAMPLE = 10_000_000  # added to a 5xx's score, above any Ta
 
 
 def status_class(status: int) -> str:
@@ -242,6 +248,7 @@ class MinuteBucket:
     max_feconn: int = 0
     # `code_class` counts by (frontend, backend): the Prometheus counters.
     classes: Counter = field(default_factory=Counter)
+    samples: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # backend -> (score, sample)
 
     def add(self, r: LogRecord) -> None:
         # The hot path of ingestion: plain dict and attribute work only.
@@ -331,6 +338,8 @@ class MinuteBucket:
             self.max_feconn = r.feconn
 
         route = r.method + " " + normalise_path(r.path)
+        if cls == "5xx" or ta >= SLOW_SAMPLE_MS:
+            self._sample(r, route, ta)
         pkey = (backend, route)
         p = self.paths.get(pkey)
         if p is None:
@@ -346,6 +355,16 @@ class MinuteBucket:
             p.lat_n += 1
             p_le = p.le
             p_le[le] = p_le.get(le, 0) + 1
+
+    def _sample(self, r: LogRecord, route: str, ta: int) -> None:
+        score = (_FAILED_SAMPLE if r.status >= 500 else 0) + min(max(ta, 0), _FAILED_SAMPLE - 1)
+        kept = self.samples.setdefault(r.backend, [])
+        if len(kept) >= SAMPLES_PER_BACKEND:
+            lowest = min(range(len(kept)), key=lambda i: kept[i][0])
+            if kept[lowest][0] >= score:
+                return
+            del kept[lowest]
+        kept.append((score, sample_member(r, route)))
 
     def maxima(self) -> dict[str, int]:
         """Peak connection and queue figures, as the members of the minute's sorted set."""
@@ -371,6 +390,8 @@ class MinuteBucket:
             _merge_into(self.paths, key, agg, PathAgg)
         self.max_actconn = max(self.max_actconn, other.max_actconn)
         self.max_feconn = max(self.max_feconn, other.max_feconn)
+        for name, kept in other.samples.items():
+            self.samples[name] = best_samples([*self.samples.get(name, []), *kept])
 
     def renamed(self, backends: Mapping[str, str], frontends: Mapping[str, str], routes: Mapping[str, str],
                 codes: Mapping[str, str], states: Mapping[str, str],
@@ -395,7 +416,23 @@ class MinuteBucket:
                 agg = replace(agg, codes=_renamed(agg.codes, codes))
             key = (backends.get(be, be), routes.get(route, route))
             _merge_into(out.paths, key, agg, PathAgg)
+        for name, kept in self.samples.items():
+            folded = backends.get(name, name)
+            out.samples[folded] = best_samples([*out.samples.get(folded, []), *kept])
         return out
+
+
+def best_samples(samples: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    return sorted(samples, key=lambda s: -s[0])[:SAMPLES_PER_BACKEND]
+
+
+def sample_member(r: LogRecord, route: str) -> str:
+    """One request as a compact JSON object: when, where, what it got, its timers and how it ended."""
+    return json.dumps({
+        "ts": round(r.ts, 3), "server": r.server[:200], "route": route[:300], "status": r.status,
+        "ta": r.time_active, "tw": r.time_queue, "tc": r.time_connect, "tr": r.time_response,
+        "state": r.termination_state[:4], "retries": r.retries,
+    }, separators=(",", ":"), ensure_ascii=True)
 
 
 def _renamed(counts: Counter, mapping: Mapping[str, str]) -> Counter:

@@ -19,6 +19,7 @@ from .views import (
     Paths,
     ResponseTimes,
     Rps,
+    Samples,
     Saturation,
     Series,
     Servers,
@@ -73,6 +74,9 @@ METRIC_VIEWS: tuple[MetricView, ...] = (
     MetricView("servers", Servers, (*_WINDOW, "limit"),
                "Per server of each backend: requests, 4xx/5xx counts and rates, mean response time, error "
                "status codes and abnormal termination states; most 5xx first"),
+    MetricView("samples", Samples, (*_WINDOW, "limit"),
+               "A few requests kept whole per minute and backend, 5xx first, then the slowest (Ta of 1 s or "
+               "more): server, route, status, timers (Tw, Tc, Tr, Ta) and termination state; the last hour at most"),
     MetricView("saturation", Saturation, _WINDOW,
                "Redis memory and connections; HAProxy queueing, connection peaks and retries"),
 )

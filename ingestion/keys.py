@@ -19,6 +19,11 @@ def paths_key(minute: int, backend: str) -> str:
     return f"{PREFIX}:m:{minute}:p:{backend}"
 
 
+def samples_key(minute: int, backend: str) -> str:
+    """A few failing or slow requests of a backend's minute: a sorted set, failures then slowest first."""
+    return f"{PREFIX}:m:{minute}:s:{backend}"
+
+
 def maxima_key(minute: int) -> str:
     return f"{PREFIX}:m:{minute}:x"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -11,7 +12,8 @@ from datetime import datetime, timezone
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from .buckets import BACKEND_MAXIMA, BackendAgg, PathAgg, ServerAgg, route_method
+from . import keys
+from .buckets import BACKEND_MAXIMA, SAMPLES_PER_BACKEND, BackendAgg, PathAgg, ServerAgg, route_method
 from .histogram import le_quantile, quantiles
 from .reading import BucketReader, Derived, Merged, Span
 from .views import (
@@ -28,6 +30,8 @@ from .views import (
     ResponseTimes,
     Rps,
     RpsPoint,
+    SampleRequest,
+    Samples,
     Saturation,
     Series,
     SeriesPoint,
@@ -38,6 +42,8 @@ from .views import (
 )
 
 _TOTALS = frozenset({"totals"})
+# The samples view reads at most this many minutes: a key per minute and backend.
+SAMPLE_MINUTES = 60
 _BACKENDS = frozenset({"totals", "backends"})
 _PATHS = frozenset({"totals", "paths"})
 _SATURATION = frozenset({"totals", "backends", "maxima"})
@@ -249,6 +255,30 @@ class MetricsQueries:
                        servers=[_server_stats(*row) for row in rows[:limit]],
                        more_servers=max(0, len(rows) - limit))
 
+    async def samples(self, window: int = 5, at: datetime | None = None, backend: str | None = None,
+                      limit: int = 10) -> Samples:
+        """Failing or slow requests kept whole, over the window's last `SAMPLE_MINUTES` minutes at most."""
+        span = self._span(min(window, SAMPLE_MINUTES), at)
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        if backend is not None:
+            names = [backend]
+        else:
+            merged = await self._reader.merged(span, _TOTALS)
+            names = sorted(merged.backend_counts)
+        pipe = self._redis.pipeline(transaction=False)
+        wanted = [(minute, name) for minute in span.minutes for name in names]
+        for minute, name in wanted:
+            pipe.zrevrange(keys.samples_key(minute, name), 0, SAMPLES_PER_BACKEND - 1, withscores=True)
+        found: list[tuple[float, SampleRequest]] = []
+        for (_, name), members in zip(wanted, await pipe.execute() if wanted else []):
+            for member, score in members:
+                sample = _sample_request(name, member)
+                if sample is not None:
+                    found.append((score, sample))
+        found.sort(key=lambda pair: (-pair[0], pair[1].at))
+        return Samples(**self._window(span), backend=backend, requests=[s for _, s in found[:limit]])
+
     async def saturation(self, window: int = 5, at: datetime | None = None,
                          backend: str | None = None) -> Saturation:
         span = self._span(window, at)
@@ -347,6 +377,19 @@ def _backend_signals(agg: BackendAgg | None) -> tuple[int, int, int, Counter]:
     if agg is None:
         return 0, 0, 0, Counter()
     return agg.n, agg.e4, agg.e5, agg.hist
+
+
+def _sample_request(backend: str, member: str) -> SampleRequest | None:
+    """A stored sample, or None for one that is not one (another writer's key)."""
+    try:
+        raw = json.loads(member)
+        return SampleRequest(
+            at=datetime.fromtimestamp(float(raw["ts"]), timezone.utc), backend=backend, server=str(raw["server"]),
+            route=str(raw["route"]), status=int(raw["status"]), time_active_ms=int(raw["ta"]),
+            time_queue_ms=int(raw["tw"]), time_connect_ms=int(raw["tc"]), time_response_ms=int(raw["tr"]),
+            termination_state=str(raw["state"]), retries=int(raw.get("retries", 0)))
+    except (ValueError, TypeError, KeyError, OverflowError):
+        return None
 
 
 def _finite(value: float | None) -> float | None:

@@ -16,22 +16,23 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from . import keys
-from .buckets import OTHER, SEP, MinuteBucket
+from .buckets import OTHER, SAMPLES_PER_BACKEND, SEP, MinuteBucket
 
 # A batch's every increment and peak in one script, so that Redis applies all of it or none:
 # a client that retries a failed batch never counts part of it twice. First every key's type
 # is checked, since a key some other writer made a string would fail halfway through; the
 # only error left is Redis refusing the first write (out of memory), before anything changed:
 # a field another writer set to a non-number is replaced rather than failing the rest.
-# KEYS are the batch's keys; ARGV holds three values a key: 'h' (increment hash fields) or
-# 'z' (raise sorted-set scores), its TTL, and its payload as one string, "name US value RS
+# KEYS are the batch's keys; ARGV holds three values a key: 'h' (increment hash fields), 'z' (raise
+# sorted-set scores) or 's' (add request samples, then keep only the best few), its TTL, and
+# its payload as one string, "name US value RS
 # ...", because encoding thousands of separate arguments costs the client more than the
 # rest of a batch.
 # Bounds at the door (`bounds.py`) keep every sum far below 2^63; should one still reach
 # it, the field stays at the largest value Redis holds instead of failing the batch.
 _WRITE_BATCH = r"""
 for i, key in ipairs(KEYS) do
-  local want = ARGV[3 * i - 2] == 'z' and 'zset' or 'hash'
+  local want = ARGV[3 * i - 2] == 'h' and 'hash' or 'zset'
   local kind = redis.call('TYPE', key)['ok']
   if kind ~= 'none' and kind ~= want then
     return redis.error_reply('WRONGTYPE ' .. key .. ' holds a ' .. kind .. ', not a ' .. want ..
@@ -44,6 +45,11 @@ for i, key in ipairs(KEYS) do
     for m, v in string.gmatch(payload, "([^\31]+)\31([^\30]+)\30") do
       redis.call('ZADD', key, 'GT', v, m)
     end
+  elseif ARGV[3 * i - 2] == 's' then
+    for m, v in string.gmatch(payload, "([^\31]+)\31([^\30]+)\30") do
+      redis.call('ZADD', key, v, m)
+    end
+    redis.call('ZREMRANGEBYRANK', key, 0, -SAMPLES_KEPT - 1)
   else
     for f, v in string.gmatch(payload, "([^\31]+)\31([^\30]+)\30") do
       local done = redis.pcall('HINCRBY', key, f, v)
@@ -62,6 +68,7 @@ for i, key in ipairs(KEYS) do
 end
 return 1
 """
+_WRITE_BATCH = _WRITE_BATCH.replace("SAMPLES_KEPT", str(SAMPLES_PER_BACKEND))
 _UNIT = "\x1f"
 _RECORD = "\x1e"
 
@@ -181,6 +188,9 @@ class MetricsStore:
         for backend, fields in by_backend.items():
             writes.incr(keys.paths_key(minute, backend), fields, ttl)
         writes.add(keys.maxima_key(minute), "z", _payload(bucket.maxima().items(), keep_zero=True), ttl)
+        for name, kept in bucket.samples.items():
+            # 's': added, then only the best SAMPLES_PER_BACKEND of the minute are kept.
+            writes.add(keys.samples_key(minute, name), "s", _payload((m, score) for score, m in kept), ttl)
         writes.incr(keys.generation_key(minute // 60), [(str(minute), 1)], ttl + 3600)
 
     async def _fold(self, minute: int, bucket: MinuteBucket) -> MinuteBucket:

@@ -168,6 +168,28 @@ class Servers(Window):
     more_servers: int = Field(0, description="Servers left out by the limit.")
 
 
+class SampleRequest(BaseModel):
+    """One failing or slow request as HAProxy logged it, without the client's address or query string."""
+
+    at: datetime
+    backend: str
+    server: str
+    route: str = Field(description="Method and normalised path.")
+    status: int
+    time_active_ms: int = Field(description="Ta; -1 where HAProxy wrote -1.")
+    time_queue_ms: int
+    time_connect_ms: int
+    time_response_ms: int
+    termination_state: str
+    retries: int
+
+
+class Samples(Window):
+    backend: str | None = None
+    requests: list[SampleRequest] = Field(
+        description="5xx first, then the slowest; up to `limit`, from the few kept per minute and backend.")
+
+
 class RedisSaturation(BaseModel):
     used_memory_bytes: int
     maxmemory_bytes: int = Field(description="0 when Redis has no limit.")

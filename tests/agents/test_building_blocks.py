@@ -140,7 +140,7 @@ async def test_tool_errors_are_messages_for_the_model(name, arguments, message):
 
 def test_every_tool_is_a_read():
     assert set(READ_TOOLS) == {"overview", "status_codes", "response_times", "backends", "frontends", "paths",
-                               "termination_states", "rps", "saturation", "series", "servers"}
+                               "termination_states", "rps", "saturation", "series", "servers", "samples"}
 
 
 # The rules' conclusion
