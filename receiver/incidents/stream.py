@@ -18,6 +18,7 @@ from redis.exceptions import ResponseError
 
 from .model import Delivery
 from .notification import Notification, parse_go_time
+from ..streams import ensure_group
 
 STREAM = "ic:alerts"
 GROUP = "incident-workers"
@@ -62,12 +63,7 @@ class AlertStream:
             )
 
     async def ensure_group(self) -> None:
-        """Create the consumer group (from the start of the stream, so nothing stored earlier is skipped)."""
-        try:
-            await self.redis.xgroup_create(self.key, self.group, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        await ensure_group(self.redis, self.key, self.group)
 
     async def read(self, consumer: str, *, count: int, block_ms: int) -> list[Delivery | Undecodable]:
         """New entries for this consumer, waiting up to `block_ms` for the first."""

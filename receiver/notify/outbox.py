@@ -20,9 +20,9 @@ from datetime import datetime
 import orjson
 from pydantic import ValidationError
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 
 from .event import Announced, IncidentEvent, IncidentSnapshot, event_key, next_event, triggered_at
+from ..streams import ensure_group
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +82,7 @@ class Outbox:
     # The consumer side ------------------------------------------------------------------------
 
     async def ensure_group(self) -> None:
-        try:
-            await self.redis.xgroup_create(self.key, self.group, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        await ensure_group(self.redis, self.key, self.group)
 
     async def read(self, consumer: str, *, count: int, block_ms: int) -> list[Entry]:
         reply = await self.redis.xreadgroup(self.group, consumer, {self.key: ">"}, count=count, block=block_ms)

@@ -20,7 +20,7 @@ LAYERS = (
     ("HTTP edge", {"http", "ui"}),
     ("ground", {"appkeys", "settings", "embedded_redis", "logging_setup", "resources"}),
     ("domain rooms", {"incidents", "intake", "notify", "rules"}),
-    ("base", {"resources", "retry", "ordering", "charts"}),
+    ("base", {"resources", "retry", "ordering", "streams", "charts"}),
 )
 RANK = {unit: rank for rank, (_, units) in enumerate(LAYERS) for unit in units}
 # Rooms whose `__init__` says, with `__all__`, what the rest of the service may use of them.
