@@ -1,0 +1,324 @@
+"""Memory of past incidents, the pure part: an incident's fingerprint, how alike two are, and why.
+
+An archive (the receiver's) holds past incidents: their fingerprint where the service analysed
+them, and their post-mortem text. Recall ranks it for a new incident by two scores: how alike
+the fingerprints are (same backend, termination states, routes, ...), and a lexical ranking of
+the text against a query built here from the fingerprint and the findings. Nothing below reads
+a file or a database.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .assessment import Assessment, worst_cause_first
+from .haproxy import abnormal_states, explain_state
+from .links import defang
+from .quoting import compact_json
+from .report import Fingerprint, Severity, SimilarIncident
+from .signals import SignalSnapshot
+
+# A past incident scoring below this (0 to 1) is not recalled: "none similar" is an answer.
+RELEVANCE_FLOOR = 0.35
+# How many similar incidents an incident shows.
+RECALL_LIMIT = 3
+# Where both scores exist: the share of the fingerprint's in the combined score (the text's is the rest).
+FINGERPRINT_WEIGHT = 0.6
+# A lexical score `s` (BM25, higher is better) counts as s / (s + LEXICAL_HALF): half at LEXICAL_HALF.
+LEXICAL_HALF = 6.0
+# The most a quoted mitigation or root cause shows, in characters; the archive keeps no more.
+QUOTE_LIMIT = 400
+MAX_QUERY_TERMS = 24
+
+# What each part of the fingerprint weighs in its similarity (they sum to 1).
+WEIGHTS = {"backend": 0.30, "states": 0.20, "causes": 0.15, "signals": 0.10, "codes": 0.10, "routes": 0.07,
+           "servers": 0.05, "hour": 0.03}
+FAILING_SERVER_5XX_PCT = 5.0  # a server of the culprit answering this share of 5xx is one that fails
+_LIST_CAP = 5  # entries kept of each list of a fingerprint
+_TEXT_CAP = 200  # characters of one entry (backend and route names are anyone's text)
+
+
+class RecallProbe(BaseModel):
+    """What recall is asked: the new incident's fingerprint, its query terms, and what not to return."""
+
+    model_config = ConfigDict(frozen=True)
+
+    fingerprint: Fingerprint
+    terms: list[str] = Field(default_factory=list, max_length=MAX_QUERY_TERMS * 2)
+    exclude: list[str] = Field(default_factory=list, description="Incident ids never recalled (this one and "
+                                                                 "the earlier runs of its failure).")
+    limit: int = Field(RECALL_LIMIT, ge=1, le=10)
+
+
+class IncidentMemory(Protocol):
+    """Where past incidents are recalled from (the receiver's archive)."""
+
+    async def recall(self, probe: RecallProbe) -> list[SimilarIncident]: ...
+
+
+# Fingerprint similarity ------------------------------------------------------------------------
+
+def fingerprint_similarity(new: Fingerprint, past: Fingerprint) -> tuple[float, list[str]]:
+    """How alike two fingerprints are (0 to 1), and the reasons, most telling first."""
+    score = 0.0
+    why: list[str] = []
+    if new.backend and past.backend and new.backend == past.backend:
+        score += WEIGHTS["backend"]
+        why.append(f"same backend {new.backend}")
+    for part, label in (("termination_states", "termination state"), ("causes", "cause"),
+                        ("status_codes", "status"), ("routes", "route"), ("servers", "server")):
+        ours, theirs = getattr(new, part), getattr(past, part)
+        share = _jaccard(ours, theirs)
+        score += WEIGHTS[_WEIGHT_OF[part]] * share
+        shared = [v for v in ours if v in theirs]
+        if shared:
+            words = [v.replace("_", " ") for v in shared[:3]]
+            why.append(f"same {label}{'s' if len(words) > 1 else ''} {', '.join(words)}")
+    signals = _jaccard(list(new.signals), list(past.signals))
+    score += WEIGHTS["signals"] * signals
+    if signals == 1.0 and new.signals:
+        why.append(f"same signals ({', '.join(sorted(new.signals))})")
+    if new.hour is not None and past.hour is not None and _hours_apart(new.hour, past.hour) <= 1:
+        score += WEIGHTS["hour"]
+        why.append(f"same time of day ({past.hour:02d}:00 UTC)")
+    return round(min(score, 1.0), 4), why
+
+
+_WEIGHT_OF = {"termination_states": "states", "causes": "causes", "status_codes": "codes", "routes": "routes",
+              "servers": "servers"}
+
+
+def _jaccard(a: Sequence[str], b: Sequence[str]) -> float:
+    if not a or not b:
+        return 0.0
+    sa, sb = set(a), set(b)
+    return len(sa & sb) / len(sa | sb)
+
+
+def _hours_apart(a: int, b: int) -> int:
+    return min((a - b) % 24, (b - a) % 24)
+
+
+def lexical_share(bm25: float) -> float:
+    """A BM25 score (higher is better, unbounded) as 0 to 1, the same for every archive size."""
+    return 0.0 if bm25 <= 0 else bm25 / (bm25 + LEXICAL_HALF)
+
+
+def combined_score(lexical: float, fingerprint: float | None) -> float:
+    """The similarity recall ranks by: both scores where the past incident has a fingerprint, else the text's."""
+    if fingerprint is None:
+        return round(lexical, 4)
+    return round(FINGERPRINT_WEIGHT * fingerprint + (1 - FINGERPRINT_WEIGHT) * lexical, 4)
+
+
+def relevant(found: Iterable[SimilarIncident], *, limit: int = RECALL_LIMIT,
+             floor: float = RELEVANCE_FLOOR) -> list[SimilarIncident]:
+    """The best `limit` above the floor, best first; ties go to the newer."""
+    kept = [s for s in found if s.score >= floor]
+    kept.sort(key=lambda s: (-s.score, _newest_first(s.date), s.source))
+    return kept[:limit]
+
+
+def _newest_first(date: str | None) -> str:
+    return "".join(chr(0x10FFFF - ord(c)) for c in date) if date else "\U0010ffff"
+
+
+# The query -------------------------------------------------------------------------------------
+
+_WORD = re.compile(r"[^\W_]+(?:[-./][^\W_]+)*", re.UNICODE)
+_STOPWORDS = frozenset(
+    "the a an and or of to in on at for from by with is are was were be been it its this that these those as "
+    "than then there their they them not no all any each per over under into since before after about above "
+    "below within while when where which who what how only also most more less other same some such so still "
+    "out up down back min minutes minute requests request rate rates window figure figures baseline onset returns "
+    "threshold thresholds signal signals measured against warning critical ok".split())
+
+
+def words(text: str) -> list[str]:
+    """The words of `text` as the archive's index sees them: lower-case, accents dropped, numbers kept."""
+    folded = unicodedata.normalize("NFKD", text.lower())
+    folded = "".join(c for c in folded if not unicodedata.combining(c))
+    return _WORD.findall(folded)
+
+
+def query_terms(fingerprint: Fingerprint, findings: Iterable[str] = (), *, limit: int = MAX_QUERY_TERMS) -> list[str]:
+    """The words to rank past post-mortems by: the fingerprint's names and codes, then the findings' words."""
+    terms: list[str] = []
+    if fingerprint.backend:
+        terms.append(fingerprint.backend)
+    terms += fingerprint.servers
+    for state in fingerprint.termination_states:
+        terms.append(state)
+        meaning = explain_state(state)
+        if meaning is not None:
+            terms += meaning.label.split()[1:]  # "connections refused", "server timeouts"
+    for kind in fingerprint.causes:
+        terms += kind.split("_")
+    terms += fingerprint.status_codes
+    for route in fingerprint.routes:
+        terms += [w for w in route.split(" ", 1)[-1].split("/") if w and not w.startswith("{")]
+    terms += list(fingerprint.signals)
+    for text in findings:
+        terms += [w for w in words(text) if len(w) > 3 and not w.replace(".", "").isdigit()]
+    seen: dict[str, None] = {}
+    for term in terms:
+        term = term.strip().lower()[:_TEXT_CAP]
+        if term and term not in _STOPWORDS and term not in seen:
+            seen[term] = None
+    # The names (backend, servers) say which system it was, the words only what went wrong: they count twice.
+    names = [n.lower() for n in (fingerprint.backend, *fingerprint.servers) if n]
+    return (list(seen)[:limit] + names)[: limit + len(names)]
+
+
+def text_reasons(fingerprint: Fingerprint, document_words: set[str], terms: Sequence[str]) -> list[str]:
+    """Why a post-mortem without a fingerprint matches: the names and codes of ours it mentions, shared terms."""
+    why: list[str] = []
+    if fingerprint.backend and fingerprint.backend.lower() in document_words:
+        why.append(f"mentions backend {fingerprint.backend}")
+    for values, label in ((fingerprint.termination_states, "termination state"),
+                          (fingerprint.servers, "server"), (fingerprint.status_codes, "status")):
+        named = [v for v in values if v.lower() in document_words]
+        if named:
+            why.append(f"mentions {label} {', '.join(named[:3])}")
+    for route in fingerprint.routes:
+        path = route.split(" ", 1)[-1].lower()
+        if path in document_words or all(p in document_words for p in path.split("/") if p):
+            why.append(f"mentions route {route}")
+            break
+    named = {v.lower() for v in (fingerprint.backend or "", *fingerprint.termination_states, *fingerprint.servers,
+                                 *fingerprint.status_codes)}
+    shared = [t for t in terms if t in document_words and t not in named][:5]
+    if shared:
+        why.append(f"shared terms: {', '.join(shared)}")
+    return why
+
+
+# Quotations from the archive -------------------------------------------------------------------
+
+def quotation(text: str | None, limit: int = QUOTE_LIMIT) -> str | None:
+    """Archive text as it may be quoted: one paragraph, links inert, cut to `limit` characters."""
+    if not text:
+        return None
+    flat = " ".join(text.split())
+    if not flat:
+        return None
+    if len(flat) > limit:
+        flat = flat[: limit - 1].rstrip() + "\u2026"
+    return defang(flat)
+
+
+def past_fix_line(similar: SimilarIncident) -> str | None:
+    """The rules' recommendation citing the closest past incident's mitigation, with its source and date."""
+    if not similar.mitigation:
+        return None
+    when = f"{similar.date}, " if similar.date else ""
+    return (f"Last time ({when}{similar.source}) a similar incident was mitigated this way, per its post-mortem: "
+            f"\u201c{similar.mitigation}\u201d")[:500]
+
+
+# The fingerprint inside a generated post-mortem ------------------------------------------------
+
+_COMMENT = "<!-- incident-copilot fingerprint {} -->"
+_COMMENT_RE = re.compile(r"<!-- incident-copilot fingerprint (\{.{0,8000}?\}) -->")
+
+
+def fingerprint_comment(fingerprint: Fingerprint) -> str:
+    """An HTML comment holding the fingerprint; nothing in it can close the comment or open a tag."""
+    text = compact_json(fingerprint.model_dump(mode="json", exclude_defaults=True))
+    return _COMMENT.format(text.replace("--", "-\\u002d"))
+
+
+def fingerprint_in(markdown: str) -> Fingerprint | None:
+    """The fingerprint a generated post-mortem carries; None when it has none or it does not read."""
+    match = _COMMENT_RE.search(markdown)
+    if match is None:
+        return None
+    try:
+        return Fingerprint.model_validate_json(match.group(1))
+    except ValidationError:
+        return None
+
+
+# The fingerprint of an analysis ----------------------------------------------------------------
+
+def fingerprint_of(assessments: Sequence[Assessment], snapshot: SignalSnapshot, culprit: str | None) -> Fingerprint:
+    """What this analysis measured, as a fingerprint: culprit, signals out of bounds, causes, codes, states,
+    routes and servers of the culprit, and the hour the signals changed."""
+    bad = [a for a in assessments if a.severity != Severity.ok]
+    causes = [c for a in bad for c in a.causes if c.kind != "alert_firing"]
+    row = next((b for b in snapshot.backends.backends if b.backend == culprit), None)
+    codes = row.status_codes if row is not None else snapshot.status_codes.codes
+    states = row.termination_states if row is not None else snapshot.termination_states.states
+    error_codes = [c for c, n in sorted(codes.items(), key=lambda kv: -kv[1]) if c[:1] in "45" and n > 0]
+    routes = [c.route for c in causes if c.route]
+    servers = [str(c.facts["server"]) for c in causes if "server" in c.facts]
+    if snapshot.servers is not None and culprit is not None:
+        servers += [s.server for s in snapshot.servers.servers
+                    if s.backend == culprit and s.error_rate_5xx_pct >= FAILING_SERVER_5XX_PCT and s.server != "<NOSRV>"]
+    moment = snapshot.onset.minute if snapshot.onset is not None else snapshot.at
+    return Fingerprint(
+        backend=culprit[:_TEXT_CAP] if culprit else None,
+        signals={a.specialist: a.severity for a in bad} if bad else {},
+        causes=_capped(c.kind for c in worst_cause_first(causes)),
+        status_codes=_capped(error_codes),
+        termination_states=_capped(s for s, _ in abnormal_states(states) if bad),
+        routes=_capped(routes),
+        servers=_capped(servers),
+        hour=moment.hour if bad else None,
+    )
+
+
+def _capped(values: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(v[:_TEXT_CAP] for v in values if v))[:_LIST_CAP]
+
+
+# Ranking what the archive found ----------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class ArchivedIncident:
+    """A candidate the archive read: its post-mortem's parts and its lexical score for the probe."""
+
+    key: int
+    file: str | None
+    incident_id: str | None
+    title: str
+    date: str | None
+    fingerprint: Fingerprint | None
+    mitigation: str | None
+    root_cause: str | None
+    bm25: float = 0.0  # higher is better; 0 when its text matched no term
+
+
+def rank_similar(probe: RecallProbe, candidates: Iterable[ArchivedIncident]) -> list[ArchivedIncident]:
+    """The candidates worth showing, best first: not excluded, above the floor, at most `probe.limit`."""
+    excluded = set(probe.exclude)
+    scored = {c.key: (c, similarity(probe, c)) for c in candidates
+              if c.incident_id is None or c.incident_id not in excluded}
+    kept = relevant((found for _, found in scored.values()), limit=probe.limit)
+    by_found = {id(found): candidate for candidate, found in scored.values()}
+    return [by_found[id(found)] for found in kept]
+
+
+def similarity(probe: RecallProbe, candidate: ArchivedIncident) -> SimilarIncident:
+    """The candidate as a similar incident: its combined score, and the fingerprint's reasons."""
+    fp_score, why = (fingerprint_similarity(probe.fingerprint, candidate.fingerprint)
+                     if candidate.fingerprint is not None else (None, []))
+    return SimilarIncident(
+        incident_id=candidate.incident_id, file=candidate.file, title=candidate.title, date=candidate.date,
+        score=combined_score(lexical_share(candidate.bm25), fp_score), why=why,
+        mitigation=candidate.mitigation, root_cause=candidate.root_cause)
+
+
+def explained(probe: RecallProbe, candidate: ArchivedIncident, text: str) -> SimilarIncident:
+    """The similar incident with every reason it matches: the shared fingerprint, and what its text shares."""
+    found = similarity(probe, candidate)
+    reasons = text_reasons(probe.fingerprint, set(words(text)), probe.terms)
+    if candidate.fingerprint is not None:
+        reasons = [*found.why, *(r for r in reasons if r.startswith("shared terms"))]
+    return found.model_copy(update={"why": reasons})
