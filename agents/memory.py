@@ -65,29 +65,49 @@ class IncidentMemory(Protocol):
 # Fingerprint similarity ------------------------------------------------------------------------
 
 def fingerprint_similarity(new: Fingerprint, past: Fingerprint) -> tuple[float, list[str]]:
-    """How alike two fingerprints are (0 to 1), and the reasons, most telling first."""
-    score = 0.0
+    """How alike two fingerprints are (0 to 1), and the reasons, most telling first.
+
+    Each part counts by its weight where either fingerprint has it: two incidents without a route
+    are not less alike for it.
+    """
+    score = weighed = 0.0
     why: list[str] = []
-    if new.backend and past.backend and new.backend == past.backend:
-        score += WEIGHTS["backend"]
-        why.append(f"same backend {new.backend}")
+    if new.backend or past.backend:
+        weighed += WEIGHTS["backend"]
+        if new.backend == past.backend:
+            score += WEIGHTS["backend"]
+            why.append(f"same backend {new.backend}")
     for part, label in (("termination_states", "termination state"), ("causes", "cause"),
                         ("status_codes", "status"), ("routes", "route"), ("servers", "server")):
         ours, theirs = getattr(new, part), getattr(past, part)
-        share = _jaccard(ours, theirs)
-        score += WEIGHTS[_WEIGHT_OF[part]] * share
+        if not ours and not theirs:
+            continue
+        weighed += WEIGHTS[_WEIGHT_OF[part]]
+        score += WEIGHTS[_WEIGHT_OF[part]] * _jaccard(ours, theirs)
         shared = [v for v in ours if v in theirs]
         if shared:
             words = [v.replace("_", " ") for v in shared[:3]]
             why.append(f"same {label}{'s' if len(words) > 1 else ''} {', '.join(words)}")
-    signals = _jaccard(list(new.signals), list(past.signals))
-    score += WEIGHTS["signals"] * signals
-    if signals == 1.0 and new.signals:
-        why.append(f"same signals ({', '.join(sorted(new.signals))})")
-    if new.hour is not None and past.hour is not None and _hours_apart(new.hour, past.hour) <= 1:
-        score += WEIGHTS["hour"]
-        why.append(f"same time of day ({past.hour:02d}:00 UTC)")
-    return round(min(score, 1.0), 4), why
+    if new.signals or past.signals:
+        weighed += WEIGHTS["signals"]
+        signals = _jaccard(list(new.signals), list(past.signals))
+        score += WEIGHTS["signals"] * signals
+        if signals == 1.0:
+            why.append(f"same signals ({', '.join(sorted(new.signals))})")
+    if new.hour is not None and past.hour is not None:
+        weighed += WEIGHTS["hour"]
+        if _hours_apart(new.hour, past.hour) <= 1:
+            score += WEIGHTS["hour"]
+            why.append(f"same time of day ({past.hour:02d}:00 UTC)")
+    if not weighed:
+        return 0.0, why
+    share = min(score / weighed, 1.0)
+    if not why or not why[0].startswith(_TELLING):
+        share /= 2  # sharing only the hour, a signal or a status is no likeness: the backend or the failure must
+    return round(share, 4), why
+
+
+_TELLING = ("same backend", "same termination", "same cause")
 
 
 _WEIGHT_OF = {"termination_states": "states", "causes": "causes", "status_codes": "codes", "routes": "routes",
@@ -205,12 +225,10 @@ def quotation(text: str | None, limit: int = QUOTE_LIMIT) -> str | None:
     """Archive text as it may be quoted: one paragraph, links inert, cut to `limit` characters."""
     if not text:
         return None
-    flat = " ".join(text.split())
+    flat = defang(" ".join(text.split()))
     if not flat:
         return None
-    if len(flat) > limit:
-        flat = flat[: limit - 1].rstrip() + "\u2026"
-    return defang(flat)
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "\u2026"
 
 
 def past_fix_line(similar: SimilarIncident) -> str | None:

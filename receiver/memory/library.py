@@ -147,8 +147,9 @@ def import_folder(source: Path, directory: Path, *, max_file_bytes: int = MAX_FI
 
 def _free_name(directory: Path, name: str, text: str) -> str | None:
     """`name` if free (made safe), else with a number; None when a file there already holds this text."""
-    stem = name.removesuffix(".md") if _SAFE_NAME.match(name) else re.sub(r"[^\w.-]+", "-", name)[:140].strip(".-")
-    stem = stem.removesuffix(".md") or "post-mortem"
+    stem = name.removesuffix(".md")
+    if not _SAFE_NAME.match(name):
+        stem = re.sub(r"[^\w.-]+", "-", stem)[:140].strip(".-") or "post-mortem"
     for attempt in range(1, 1000):
         candidate = f"{stem}.md" if attempt == 1 else f"{stem}-{attempt}.md"
         target = directory / candidate
