@@ -54,6 +54,7 @@ class RecallProbe(BaseModel):
     exclude: list[str] = Field(default_factory=list, description="Incident ids never recalled (this one and "
                                                                  "the earlier runs of its failure).")
     limit: int = Field(RECALL_LIMIT, ge=1, le=10)
+    floor: float = Field(RELEVANCE_FLOOR, ge=0, le=1, description="Nothing scoring below this is recalled.")
 
 
 class IncidentMemory(Protocol):
@@ -318,7 +319,7 @@ def rank_similar(probe: RecallProbe, candidates: Iterable[ArchivedIncident]) -> 
     excluded = set(probe.exclude)
     scored = {c.key: (c, similarity(probe, c)) for c in candidates
               if c.incident_id is None or c.incident_id not in excluded}
-    kept = relevant((found for _, found in scored.values()), limit=probe.limit)
+    kept = relevant((found for _, found in scored.values()), limit=probe.limit, floor=probe.floor)
     by_found = {id(found): candidate for candidate, found in scored.values()}
     return [by_found[id(found)] for found in kept]
 

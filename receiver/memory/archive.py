@@ -97,6 +97,11 @@ class Archive:
                 self._db.execute("DELETE FROM past_text WHERE rowid = ?", (row[0],))
                 self._db.execute("DELETE FROM past WHERE id = ?", (row[0],))
 
+    def checkpoint(self) -> None:
+        """Move the write-ahead log into the database file (as SQLite does by itself every 1,000 pages)."""
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def stamps(self) -> dict[str, Stamp]:
         """Every indexed file and what it was when indexed."""
         with self._lock:
