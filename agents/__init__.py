@@ -6,12 +6,12 @@ What the receiver may use is listed in `__all__`; everything else is internal.
 from .config import AnalysisConfig, Thresholds
 from .evaluation import SCENARIOS as EVAL_SCENARIOS, EvalRow, format_eval_table, run_eval
 from .llm import LLMClient
+from .fingerprint import fingerprint_comment
 from .memory import (
     ArchivedIncident,
     IncidentMemory,
     RecallProbe,
     explained,
-    fingerprint_comment,
     query_terms,
     rank_similar,
 )

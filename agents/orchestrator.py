@@ -17,7 +17,8 @@ from .grounding import numbers_in
 from .errors import ERRORS
 from .latency import LATENCY
 from .llm import LLMClient
-from .memory import IncidentMemory, RecallProbe, fingerprint_of, query_terms
+from .fingerprint import fingerprint_of
+from .memory import IncidentMemory, RecallProbe, query_terms
 from .metrics import AnalysisMetrics
 from .onset import SignalChange
 from .report import Fingerprint, Finding, OnsetSummary, Report, Severity, SimilarIncident, TokenUsage

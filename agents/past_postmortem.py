@@ -12,7 +12,9 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from .memory import Fingerprint, fingerprint_in, quotation
+from .fingerprint import fingerprint_in
+from .memory import quotation
+from .report import Fingerprint
 
 # The most of a file's text the archive indexes, in characters.
 MAX_INDEXED_CHARS = 64_000

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from agents import Fingerprint, SimilarIncident, fingerprint_comment, query_terms, read_postmortem
+from agents.fingerprint import fingerprint_in
 from agents.memory import (
     RELEVANCE_FLOOR,
-    fingerprint_in,
     fingerprint_similarity,
     past_fix_line,
     quotation,
@@ -140,3 +140,12 @@ def test_a_model_may_cite_a_past_fix_only_when_the_archive_holds_it() -> None:
                              measured=Measured(severity=Severity.critical, backends=frozenset({"payments"}),
                                                affected=frozenset({"payments"}), numbers={26.0}))
     assert alone.rejected == "no recommendation passed the checks"
+
+
+def test_a_past_fix_quoted_in_a_generated_post_mortem_is_not_its_own_mitigation() -> None:
+    quoting = GENERATED.format(mitigation="_to be filled in by the team._") + (
+        "\n## Similar incidents\n\n1. [Old](old.md) (2026-01-02): similarity 0.80; same backend payments.\n"
+        "   - **How it was mitigated** (old.md, 2026-01-02): \u201cDrained payments2.\u201d\n"
+        "   - **Root cause** (old.md): \u201cA bad port.\u201d\n")
+    past = read_postmortem("2026-10-02-payments-aaaabbbb.md", quoting)
+    assert past.mitigation is None and past.root_cause is None
