@@ -78,10 +78,7 @@ class Archive:
         fingerprint = past.fingerprint.model_dump_json(exclude_defaults=True) if past.fingerprint else None
         backend = past.fingerprint.backend if past.fingerprint else None
         with self._lock, self._transaction():
-            row = self._db.execute("SELECT id FROM past WHERE file = ?", (file,)).fetchone()
-            if row is not None:
-                self._db.execute("DELETE FROM past_text WHERE rowid = ?", (row[0],))
-                self._db.execute("DELETE FROM past WHERE id = ?", (row[0],))
+            self._delete(file)
             cursor = self._db.execute(
                 "INSERT INTO past (file, incident_id, title, date, backend, fingerprint, mitigation, root_cause, "
                 "mtime_ns, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -92,10 +89,13 @@ class Archive:
 
     def remove(self, file: str) -> None:
         with self._lock, self._transaction():
-            row = self._db.execute("SELECT id FROM past WHERE file = ?", (file,)).fetchone()
-            if row is not None:
-                self._db.execute("DELETE FROM past_text WHERE rowid = ?", (row[0],))
-                self._db.execute("DELETE FROM past WHERE id = ?", (row[0],))
+            self._delete(file)
+
+    def _delete(self, file: str) -> None:
+        row = self._db.execute("SELECT id FROM past WHERE file = ?", (file,)).fetchone()
+        if row is not None:
+            self._db.execute("DELETE FROM past_text WHERE rowid = ?", (row[0],))
+            self._db.execute("DELETE FROM past WHERE id = ?", (row[0],))
 
     def checkpoint(self) -> None:
         """Move the write-ahead log into the database file (as SQLite does by itself every 1,000 pages)."""
