@@ -14,6 +14,7 @@ from .memory import (
     explained,
     query_terms,
     rank_similar,
+    words,
 )
 from .metrics import AnalysisMetrics
 from .orchestrator import analyze
@@ -46,6 +47,7 @@ __all__ = [
     "query_terms",
     "rank_similar",
     "read_postmortem",
+    "words",
     "AnalysisConfig",
     "AnalysisMetrics",
     "AnalysisRequest",

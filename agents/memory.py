@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -32,6 +32,7 @@ LEXICAL_HALF = 6.0
 # The most a quoted mitigation or root cause shows, in characters; the archive keeps no more.
 QUOTE_LIMIT = 400
 MAX_QUERY_TERMS = 24
+EXPLAINED_READ = 16_000  # characters of a post-mortem searched for the words it shares with the query
 
 # What each part of the fingerprint weighs in its similarity (they sum to 1).
 WEIGHTS = {"backend": 0.30, "states": 0.20, "causes": 0.15, "signals": 0.10, "codes": 0.10, "routes": 0.07,
@@ -136,30 +137,38 @@ def combined_score(lexical: float, fingerprint: float | None) -> float:
 def relevant(found: Iterable[SimilarIncident], *, limit: int = RECALL_LIMIT,
              floor: float = RELEVANCE_FLOOR) -> list[SimilarIncident]:
     """The best `limit` above the floor, best first; ties go to the newer."""
-    kept = [s for s in found if s.score >= floor]
-    kept.sort(key=lambda s: (-s.score, _newest_first(s.date), s.source))
-    return kept[:limit]
+    return best_first(found, lambda s: s.score, lambda s: (s.date, s.source), limit=limit, floor=floor)
 
 
-def _newest_first(date: str | None) -> str:
-    return "".join(chr(0x10FFFF - ord(c)) for c in date) if date else "\U0010ffff"
+def best_first(items: Iterable, score, order, *, limit: int, floor: float) -> list:
+    """The `limit` items scoring `floor` or more, highest first; of equal scores the newer, then by name.
+
+    `order(item)` is (date or None, name). Three stable sorts, cheaper than one by a composed key.
+    """
+    kept = [(score(item), item) for item in items]
+    kept = [pair for pair in kept if pair[0] >= floor]
+    kept.sort(key=lambda pair: order(pair[1])[1])
+    kept.sort(key=lambda pair: order(pair[1])[0] or "", reverse=True)
+    kept.sort(key=lambda pair: pair[0], reverse=True)
+    return [item for _, item in kept[:limit]]
 
 
 # The query -------------------------------------------------------------------------------------
 
+_MARKS = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")  # combining marks
 _WORD = re.compile(r"[^\W_]+(?:[-./][^\W_]+)*", re.UNICODE)
 _STOPWORDS = frozenset(
     "the a an and or of to in on at for from by with is are was were be been it its this that these those as "
     "than then there their they them not no all any each per over under into since before after about above "
     "below within while when where which who what how only also most more less other same some such so still "
     "out up down back min minutes minute requests request rate rates window figure figures baseline onset returns "
-    "threshold thresholds signal signals measured against warning critical ok".split())
+    "threshold thresholds signal signals measured against warning critical ok latency errors saturation "
+    "traffic".split())
 
 
 def words(text: str) -> list[str]:
     """The words of `text` as the archive's index sees them: lower-case, accents dropped, numbers kept."""
-    folded = unicodedata.normalize("NFKD", text.lower())
-    folded = "".join(c for c in folded if not unicodedata.combining(c))
+    folded = text.lower() if text.isascii() else _MARKS.sub("", unicodedata.normalize("NFKD", text.lower()))
     return _WORD.findall(folded)
 
 
@@ -179,7 +188,6 @@ def query_terms(fingerprint: Fingerprint, findings: Iterable[str] = (), *, limit
     terms += fingerprint.status_codes
     for route in fingerprint.routes:
         terms += [w for w in route.split(" ", 1)[-1].split("/") if w and not w.startswith("{")]
-    terms += list(fingerprint.signals)
     for text in findings:
         terms += [w for w in words(text) if len(w) > 3 and not w.replace(".", "").isdigit()]
     seen: dict[str, None] = {}
@@ -192,21 +200,43 @@ def query_terms(fingerprint: Fingerprint, findings: Iterable[str] = (), *, limit
     return (list(seen)[:limit] + names)[: limit + len(names)]
 
 
-def text_reasons(fingerprint: Fingerprint, document_words: set[str], terms: Sequence[str]) -> list[str]:
-    """Why a post-mortem without a fingerprint matches: the names and codes of ours it mentions, shared terms."""
+def mention_similarity(new: Fingerprint, document_words: Set[str]) -> tuple[float | None, list[str]]:
+    """How far a post-mortem without a fingerprint names ours (0 to 1): its backend, termination states,
+    servers, status codes and routes, each part by its weight where ours has it, and the reasons.
+
+    None when ours names nothing (a site-wide traffic drop): the text alone then decides.
+    """
+    score = weighed = 0.0
     why: list[str] = []
-    if fingerprint.backend and fingerprint.backend.lower() in document_words:
-        why.append(f"mentions backend {fingerprint.backend}")
-    for values, label in ((fingerprint.termination_states, "termination state"),
-                          (fingerprint.servers, "server"), (fingerprint.status_codes, "status")):
-        named = [v for v in values if v.lower() in document_words]
+    parts = (("backend", [new.backend] if new.backend else [], "backend"),
+             ("states", new.termination_states, "termination state"), ("codes", new.status_codes, "status"),
+             ("routes", [r for r in new.routes if _route_named(r, document_words)] and new.routes, "route"),
+             ("servers", new.servers, "server"))
+    for weight, values, label in parts:
+        if not values:
+            continue
+        weighed += WEIGHTS[weight]
+        named = [v for v in values if v.lower() in document_words
+                 or (label == "route" and _route_named(v, document_words))]
         if named:
+            score += WEIGHTS[weight] * len(named) / len(values)
             why.append(f"mentions {label} {', '.join(named[:3])}")
-    for route in fingerprint.routes:
-        path = route.split(" ", 1)[-1].lower()
-        if path in document_words or all(p in document_words for p in path.split("/") if p):
-            why.append(f"mentions route {route}")
-            break
+    if not weighed:
+        return None, why
+    share = score / weighed
+    if not why or not why[0].startswith(("mentions backend", "mentions termination")):
+        share /= 2  # a status code or a server name alone is no likeness
+    return round(share, 4), why
+
+
+def _route_named(route: str, document_words: Set[str]) -> bool:
+    path = route.split(" ", 1)[-1].lower()
+    return path in document_words or all(p in document_words for p in path.split("/") if p)
+
+
+def text_reasons(fingerprint: Fingerprint, document_words: Set[str], terms: Sequence[str]) -> list[str]:
+    """Why a post-mortem without a fingerprint matches: the names and codes of ours it mentions, shared terms."""
+    why = mention_similarity(fingerprint, document_words)[1]
     named = {v.lower() for v in (fingerprint.backend or "", *fingerprint.termination_states, *fingerprint.servers,
                                  *fingerprint.status_codes)}
     shared = [t for t in terms if t in document_words and t not in named][:5]
@@ -251,32 +281,45 @@ class ArchivedIncident:
     mitigation: str | None
     root_cause: str | None
     bm25: float = 0.0  # higher is better; 0 when its text matched no term
+    words: frozenset[str] = frozenset()  # without a fingerprint: the words of its text, for what it names of ours
 
 
 def rank_similar(probe: RecallProbe, candidates: Iterable[ArchivedIncident]) -> list[ArchivedIncident]:
     """The candidates worth showing, best first: not excluded, above the floor, at most `probe.limit`."""
     excluded = set(probe.exclude)
-    scored = {c.key: (c, similarity(probe, c)) for c in candidates
-              if c.incident_id is None or c.incident_id not in excluded}
-    kept = relevant((found for _, found in scored.values()), limit=probe.limit, floor=probe.floor)
-    by_found = {id(found): candidate for candidate, found in scored.values()}
-    return [by_found[id(found)] for found in kept]
+    allowed = (c for c in candidates if c.incident_id is None or c.incident_id not in excluded)
+    return best_first(allowed, lambda c: score_of(probe, c)[0],
+                      lambda c: (c.date, c.file or c.incident_id or c.title), limit=probe.limit, floor=probe.floor)
+
+
+def score_of(probe: RecallProbe, candidate: ArchivedIncident) -> tuple[float, list[str]]:
+    """The candidate's combined score, and the reasons of its fingerprint's part.
+
+    A post-mortem without a fingerprint is compared by what its text names of ours instead (the
+    backend, states, servers, codes, routes), which holds however few the archive has: a ranking
+    of text alone says little when every post-mortem shares the words.
+    """
+    if candidate.fingerprint is not None:
+        fp_score, why = fingerprint_similarity(probe.fingerprint, candidate.fingerprint)
+    elif candidate.words:
+        fp_score, why = mention_similarity(probe.fingerprint, candidate.words)
+    else:
+        fp_score, why = None, []
+    return combined_score(lexical_share(candidate.bm25), fp_score), why
 
 
 def similarity(probe: RecallProbe, candidate: ArchivedIncident) -> SimilarIncident:
-    """The candidate as a similar incident: its combined score, and the fingerprint's reasons."""
-    fp_score, why = (fingerprint_similarity(probe.fingerprint, candidate.fingerprint)
-                     if candidate.fingerprint is not None else (None, []))
+    """The candidate as a similar incident: its score, why, and what its post-mortem says was done."""
+    score, why = score_of(probe, candidate)
     return SimilarIncident(
         incident_id=candidate.incident_id, file=candidate.file, title=candidate.title, date=candidate.date,
-        score=combined_score(lexical_share(candidate.bm25), fp_score), why=why,
-        mitigation=candidate.mitigation, root_cause=candidate.root_cause)
+        score=score, why=why, mitigation=candidate.mitigation, root_cause=candidate.root_cause)
 
 
 def explained(probe: RecallProbe, candidate: ArchivedIncident, text: str) -> SimilarIncident:
     """The similar incident with every reason it matches: the shared fingerprint, and what its text shares."""
     found = similarity(probe, candidate)
-    reasons = text_reasons(probe.fingerprint, set(words(text)), probe.terms)
+    reasons = text_reasons(probe.fingerprint, set(words(text[:EXPLAINED_READ])), probe.terms)
     if candidate.fingerprint is not None:
         reasons = [*found.why, *(r for r in reasons if r.startswith("shared terms"))]
     return found.model_copy(update={"why": reasons})

@@ -16,13 +16,24 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from agents import ArchivedIncident, Fingerprint, PastPostmortem, RecallProbe, SimilarIncident, explained, rank_similar
+from agents import (
+    ArchivedIncident,
+    Fingerprint,
+    PastPostmortem,
+    RecallProbe,
+    SimilarIncident,
+    explained,
+    rank_similar,
+    words,
+)
 from pydantic import ValidationError
 
 ARCHIVE_FILE = "memory.sqlite3"
 # Candidates read per recall: the best by text, and the newest of the same backend by fingerprint.
 LEXICAL_CANDIDATES = 50
 BACKEND_CANDIDATES = 50
+# Of a post-mortem without a fingerprint, the characters searched for the names of ours it mentions.
+MENTIONS_READ = 16_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS past (
@@ -147,9 +158,12 @@ class Archive:
             rows = self._db.execute(
                 f"SELECT id, file, incident_id, title, date, fingerprint, mitigation, root_cause FROM past "
                 f"WHERE id IN ({','.join('?' * len(ids))})", tuple(ids)).fetchall() if ids else []
-        candidates = [ArchivedIncident(row_id, file, incident_id, title, date, _fingerprint(fingerprint),
-                                       mitigation, root_cause, lexical.get(row_id, 0.0))
-                      for row_id, file, incident_id, title, date, fingerprint, mitigation, root_cause in rows]
+        candidates = []
+        for row_id, file, incident_id, title, date, fingerprint, mitigation, root_cause in rows:
+            past = _fingerprint(fingerprint)
+            named = frozenset() if past is not None else frozenset(words(self._text(row_id)[:MENTIONS_READ]))
+            candidates.append(ArchivedIncident(row_id, file, incident_id, title, date, past, mitigation, root_cause,
+                                               lexical.get(row_id, 0.0), named))
         return [explained(probe, best, self._text(best.key)) for best in rank_similar(probe, candidates)]
 
     def _text(self, row_id: int) -> str:

@@ -9,6 +9,7 @@ from agents.fingerprint import fingerprint_in
 from agents.memory import (
     RELEVANCE_FLOOR,
     fingerprint_similarity,
+    mention_similarity,
     past_fix_line,
     quotation,
     relevant,
@@ -149,3 +150,13 @@ def test_a_past_fix_quoted_in_a_generated_post_mortem_is_not_its_own_mitigation(
         "   - **Root cause** (old.md): \u201cA bad port.\u201d\n")
     past = read_postmortem("2026-10-02-payments-aaaabbbb.md", quoting)
     assert past.mitigation is None and past.root_cause is None
+
+
+def test_a_post_mortem_without_a_fingerprint_is_compared_by_what_it_names_of_ours() -> None:
+    named = {"payments", "payments2", "sc", "503", "refused"}
+    score, why = mention_similarity(REFUSING, named)
+    assert score == 1.0
+    assert why == ["mentions backend payments", "mentions termination state SC", "mentions status 503",
+                   "mentions server payments2"]
+    assert mention_similarity(REFUSING, {"503"})[0] < 0.1  # a status code alone is no likeness
+    assert mention_similarity(Fingerprint(signals={"traffic": Severity.critical}), named) == (None, [])

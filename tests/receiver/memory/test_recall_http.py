@@ -29,8 +29,10 @@ def zulu(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-async def payments_refusing(settings: Settings, redis: Redis, aiohttp_client, past: list[str]) -> tuple[dict, str]:
-    """POSTMORTEM_DIR holding `past`, then payments2 refusing connections and its 5xx alert: the incident, its post-mortem."""
+async def payments_refusing(settings: Settings, redis: Redis, aiohttp_client, past: list[str], *,
+                            joined: bool = False) -> tuple[dict, str]:
+    """POSTMORTEM_DIR holding `past`, then payments2 refusing connections and its 5xx alert (and, `joined`, a second
+    alert that asks for another analysis): the incident, its post-mortem."""
     settings.postmortem_dir.mkdir(parents=True)
     for name in past:
         shutil.copy(RECALL_SET / name, settings.postmortem_dir / name)
@@ -52,6 +54,12 @@ async def payments_refusing(settings: Settings, redis: Redis, aiohttp_client, pa
     service = Service(client, app[ALERT_STREAM], settings.postmortem_dir)
     await service.post(body)
     [row] = await service.diagnosed()
+    if joined:
+        body = json.loads(json.dumps(payload("backend-5xx-joined")).replace("api", "payments"))
+        for alert in body["alerts"]:
+            alert["startsAt"] = zulu(now - timedelta(seconds=90))
+        await service.post(body)
+        await service.settled()
     incident = await service.incident(row["id"])
     markdown = (settings.postmortem_dir / incident["postmortem_file"]).read_text(encoding="utf-8")
     return incident, markdown
@@ -78,6 +86,15 @@ async def test_a_hand_written_post_mortem_of_the_last_time_comes_first_with_its_
     assert "**How it was mitigated** (" in section and "Drained payments2 in HAProxy" in section
     # The hand-written file is read, never written.
     assert (settings.postmortem_dir / PAYMENTS).read_bytes() == (RECALL_SET / PAYMENTS).read_bytes()
+
+
+async def test_an_incident_analysed_again_never_recalls_its_own_post_mortem(
+        real_redis: Redis, settings: Settings, aiohttp_client) -> None:
+    incident, _ = await payments_refusing(settings, real_redis, aiohttp_client, [PAYMENTS], joined=True)
+
+    assert [e["kind"] for e in incident["timeline"]].count("diagnosed") == 2  # its own post-mortem was archived between
+    assert "incident-copilot fingerprint" in (settings.postmortem_dir / incident["postmortem_file"]).read_text()
+    assert [s["file"] for s in incident["similar"]] == [PAYMENTS]
 
 
 async def test_nothing_similar_is_an_answer(real_redis: Redis, settings: Settings, aiohttp_client) -> None:
