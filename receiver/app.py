@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import sqlite3
 from collections.abc import AsyncIterator, Coroutine
 from datetime import timedelta
 from typing import Any
@@ -230,7 +231,13 @@ async def _syslog_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _memory_ctx(app: web.Application) -> AsyncIterator[None]:
     """The archive of past incidents, POSTMORTEM_DIR indexed into it now and watched while the app runs."""
     settings = app[SETTINGS]
-    library = open_memory(settings)
+    try:
+        library = open_memory(settings)
+    except (OSError, sqlite3.Error) as exc:  # incidents are still analysed, without recalling past ones
+        log.error("no memory of past incidents: the archive cannot be opened: %s", exc,
+                  extra={"path": str(settings.data_dir / ARCHIVE_FILE)})
+        yield
+        return
     app[POSTMORTEM_LIBRARY] = library
     app[ARCHIVE] = library.archive
     await asyncio.to_thread(library.sync)
@@ -255,7 +262,7 @@ def _analysis_ctx(llm: LLMClient | None):
         app[LLM] = llm or owned
         if INCIDENT_ANALYSIS not in app:  # tests may bring their own
             app[INCIDENT_ANALYSIS] = incident_analysis(app[QUERIES], config, app[LLM], app[ANALYSIS_METRICS],
-                                                       memory=app[ARCHIVE])
+                                                       memory=app.get(ARCHIVE))
         try:
             yield
         finally:
@@ -288,7 +295,7 @@ async def _incidents_ctx(app: web.Application) -> AsyncIterator[None]:
     app[INCIDENT_CHARTS] = incident_charts(settings, redis)
     app[INCIDENT_METRICS] = metrics = IncidentMetrics.create(app[REGISTRY])
     worker = incident_worker(settings, redis, app[INCIDENT_ANALYSIS], metrics=metrics, announcer=app.get(ANNOUNCER),
-                             library=app[POSTMORTEM_LIBRARY])
+                             library=app.get(POSTMORTEM_LIBRARY))
     async with _in_background(worker.run() if settings.run_worker else None, "incident-worker"):
         yield
 

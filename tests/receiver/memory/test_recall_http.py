@@ -103,3 +103,13 @@ async def test_nothing_similar_is_an_answer(real_redis: Redis, settings: Setting
     assert incident["similar"] == []
     assert not any(r.startswith("Last time") for r in incident["report"]["recommendations"])
     assert "None similar: no past incident in the archive comes above the relevance floor." in markdown
+
+
+async def test_an_archive_that_cannot_be_opened_leaves_the_service_running_without_memory(
+        fake_redis: Redis, settings: Settings, aiohttp_client, caplog: pytest.LogCaptureFixture) -> None:
+    settings.data_dir.parent.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.write_text("a file where the data folder should be")
+    client = await aiohttp_client(create_app(settings, redis=fake_redis))
+    response = await client.post("/analyze", json={})
+    assert response.status == 200 and (await response.json())["similar"] == []
+    assert any(r.getMessage().startswith("no memory of past incidents") for r in caplog.records)
