@@ -79,12 +79,15 @@ def evaluate_recall(recall_set: Path, *, depth: int = 3) -> RecallEvaluation:
 
 def format_recall(evaluation: RecallEvaluation) -> str:
     """The cases as a table, then recall@1, recall@3 and the no-match cases."""
-    lines = [f"{'recall case':<42} {'expected first':<46} {'got first':<46} score  rank"]
+    files = [c.expected or "(none similar)" for c in evaluation.cases]
+    files += [c.recalled[0] if c.recalled else "(none similar)" for c in evaluation.cases]
+    width = max(map(len, files))
+    lines = [f"{'recall case':<42} {'expected first':<{width}} {'got first':<{width}} score  rank"]
     for case in evaluation.cases:
         got = case.recalled[0] if case.recalled else "(none similar)"
         score = f"{case.top_score:.2f}" if case.top_score is not None else "  - "
         rank = str(case.rank) if case.rank else ("ok" if case.passed else "-")
-        lines.append(f"{case.name[:42]:<42} {(case.expected or '(none similar)')[:46]:<46} {got[:46]:<46} "
+        lines.append(f"{case.name[:42]:<42} {(case.expected or '(none similar)'):<{width}} {got:<{width}} "
                      f"{score:>5}  {rank}")
     right, total = evaluation.no_match_correct
     lines.append(f"recall@1 {evaluation.recall_at(1):.2f}, recall@3 {evaluation.recall_at(3):.2f} over "
