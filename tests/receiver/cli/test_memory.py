@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from receiver.cli import main
+from receiver.cli.evaluate import print_recall
 
 RECALL_SET = Path(__file__).parents[2] / "fixtures" / "recall" / "postmortems"
 
@@ -51,3 +52,13 @@ def test_similar_by_file_ranks_the_archive_and_says_why(env: Path, tmp_path: Pat
 def test_similar_of_nothing_known_says_so(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["similar", "inc-20990101-00000000"]) == 1
     assert "no post-mortem of inc-20990101-00000000" in capsys.readouterr().err
+
+
+def test_eval_reports_recall_at_1_and_3_and_says_where_the_set_is_missing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert print_recall(RECALL_SET.parent) is True
+    out = capsys.readouterr().out
+    assert out.rstrip().endswith(
+        "recall@1 1.00, recall@3 1.00 over 12 cases; nothing recalled in 1 of 1 no-match case")
+    assert print_recall(tmp_path) is True
+    assert "recall set not found" in capsys.readouterr().out
