@@ -61,8 +61,8 @@ def fingerprint_of(assessments: Sequence[Assessment], snapshot: SignalSnapshot, 
     routes = [c.route for c in causes if c.route]
     servers = [str(c.facts["server"]) for c in causes if "server" in c.facts]
     if snapshot.servers is not None and culprit is not None:
-        servers += [s.server for s in snapshot.servers.servers
-                    if s.backend == culprit and s.error_rate_5xx_pct >= FAILING_SERVER_5XX_PCT and s.server != "<NOSRV>"]
+        servers += [s.server for s in snapshot.servers.servers if s.backend == culprit
+                    and s.error_rate_5xx_pct >= FAILING_SERVER_5XX_PCT and s.server != "<NOSRV>"]
     moment = snapshot.onset.minute if snapshot.onset is not None else snapshot.at
     return Fingerprint(
         backend=culprit[:_TEXT_CAP] if culprit else None,

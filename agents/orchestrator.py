@@ -145,7 +145,8 @@ async def analyze(
 
 def recall_probe(fingerprint: Fingerprint, assessments: list[Assessment], request: AnalysisRequest) -> RecallProbe:
     """What recall is asked: this fingerprint, the words of what was found, and never this incident itself."""
-    found = [text for a in assessments if a.severity != Severity.ok for text in (a.summary, *(c.label for c in a.causes))]
+    found = [text for a in assessments if a.severity != Severity.ok
+             for text in (a.summary, *(c.label for c in a.causes))]
     return RecallProbe(fingerprint=fingerprint, terms=query_terms(fingerprint, found),
                        exclude=list(request.exclude_similar))
 

@@ -37,7 +37,9 @@ ROOT_CAUSE_HEADINGS = frozenset({
 _PLACEHOLDER = re.compile(r"^\W*(?:to be (?:filled|completed|confirmed)|tbd|n/?a|todo)\b", re.I)
 _ATX = re.compile(r"^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
 _SETEXT = re.compile(r"^ {0,3}(=+|-+)\s*$")
-_LABELLED = re.compile(r"^\s*(?:[-*+]\s+)?(?:\*\*|__)?([^*_:\n]{2,40}?)\s*(?::\s*(?:\*\*|__)|(?:\*\*|__)\s*:|:)\s*(.*)$")
+# "- **Label:** text", "**Label**: text", "Label: text"
+_LABELLED = re.compile(
+    r"^\s*(?:[-*+]\s+)?(?:\*\*|__)?([^*_:\n]{2,40}?)\s*(?::\s*(?:\*\*|__)|(?:\*\*|__)\s*:|:)\s*(.*)$")
 _LIST_MARK = re.compile(r"^\s*(?:[-*+]|\d{1,3}[.)])\s+")
 _INCIDENT_ID = re.compile(r"\binc-[0-9]{8}-[0-9a-f]{8}\b")
 _DATE = re.compile(r"\b(20[0-9]{2}-[01][0-9]-[0-3][0-9])\b")

@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agents import Fingerprint, RecallProbe, fingerprint_comment, query_terms, read_postmortem  # noqa: E402
 from receiver.memory import Archive, Stamp  # noqa: E402
 
-TEMPLATE = Path(__file__).resolve().parents[1] / "tests" / "receiver" / "incidents" / "golden" / "postmortem-resolved.md"
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATE = ROOT / "tests" / "receiver" / "incidents" / "golden" / "postmortem-resolved.md"
 BACKENDS = [f"{name}{n or ''}" for name in ("api", "web", "payments", "checkout", "search", "auth", "catalog",
                                               "images", "billing", "ledger", "orders", "cart") for n in range(5)]
 STATES = [("sH", "server_timeout", "504"), ("SC", "connection_refused", "503"), ("sQ", "queue_timeout", "503"),
@@ -40,7 +41,8 @@ def fingerprint(rng: random.Random) -> Fingerprint:
     backend = rng.choice(BACKENDS)
     state, cause, code = rng.choice(STATES)
     return Fingerprint(
-        backend=backend, signals={s: rng.choice(("warning", "critical")) for s in rng.sample(SIGNALS, rng.randint(1, 2))},
+        backend=backend,
+        signals={s: rng.choice(("warning", "critical")) for s in rng.sample(SIGNALS, rng.randint(1, 2))},
         causes=[cause], status_codes=[code], termination_states=[state] if state != "--" else [],
         routes=rng.sample(ROUTES, rng.randint(0, 2)), servers=[f"{backend}-{rng.randint(1, 4)}"],
         hour=rng.randint(0, 23))
