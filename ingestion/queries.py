@@ -9,11 +9,11 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from . import keys
 from .buckets import BACKEND_MAXIMA, SAMPLES_PER_BACKEND, BackendAgg, PathAgg, ServerAgg, route_method
+from .client import RedisClient
 from .histogram import le_quantile, quantiles
 from .reading import BucketReader, Derived, Merged, Span
 from .views import (
@@ -78,7 +78,7 @@ def _most_first(counter: Counter) -> dict[str, int]:
 class MetricsQueries:
     """Read-only views over the last `window` minutes ending at `at` (default: now)."""
 
-    def __init__(self, redis: Redis, *, now: Callable[[], float] = time.time, reader: BucketReader | None = None):
+    def __init__(self, redis: RedisClient, *, now: Callable[[], float] = time.time, reader: BucketReader | None = None):
         self._redis = redis
         self._now = now
         self._reader = reader or BucketReader(redis, now=now)
@@ -308,7 +308,7 @@ class MetricsQueries:
         return int(value) if value is not None else None
 
 
-async def redis_info(redis: Redis) -> dict:
+async def redis_info(redis: RedisClient) -> dict:
     """INFO, or nothing where the server does not offer it (some managed Redis, fakes)."""
     try:
         return await redis.info()
