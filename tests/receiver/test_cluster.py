@@ -1,5 +1,6 @@
 """The service on a real Redis Cluster of three masters: the same answers as on one Redis, alerts
-made incidents, a master that stops and comes back, and two replicas of the service on one cluster."""
+made incidents, a master that stops and comes back; and two replicas of the service on one Redis
+or one cluster."""
 
 from __future__ import annotations
 
@@ -155,9 +156,17 @@ async def test_a_master_restarted_mid_run_costs_503s_and_loses_nothing(aiohttp_c
     assert overview["total_requests"] == sum(" api/" in line for line in before + after)
 
 
-async def test_two_replicas_on_one_cluster_answer_alike_and_analyse_a_notification_once(
-        aiohttp_client, settings, redis_cluster):
-    apps = [create_app(cluster_settings(settings, redis_cluster, run_worker=True)) for _ in range(2)]
+@pytest.fixture(params=["one-redis", "cluster"])
+def shared_redis(request, settings):
+    """The settings of replicas that share one Redis server, or one Redis Cluster."""
+    if request.param == "cluster":
+        return cluster_settings(settings, request.getfixturevalue("redis_cluster"), run_worker=True)
+    request.getfixturevalue("real_redis")  # emptied
+    return with_settings(settings, redis_url=request.getfixturevalue("redis_server").url, run_worker=True)
+
+
+async def test_two_replicas_answer_alike_and_analyse_a_notification_once(aiohttp_client, settings, shared_redis):
+    apps = [create_app(shared_redis) for _ in range(2)]
     first, second = [await aiohttp_client(app) for app in apps]
     at = the_minute()
     lines = traffic(at)
