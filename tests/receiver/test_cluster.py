@@ -10,10 +10,13 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from redis.crc import key_slot
 
+from agents.budget import ANALYSES_REASON, TOKENS_REASON, RedisBudgets
+from agents.report import TokenUsage
 from ingestion import METRIC_NAMES, METRIC_VIEWS, generate_lines
 from receiver.app import create_app
 from receiver.appkeys import ALERT_STREAM, REGISTRY
 from receiver.incidents.stream import STREAM
+from receiver.redis_client import connect_configured
 from tests.support.incidents import Service, eventually, grouped, payload, rule_alert
 from tests.support.settings import with_settings
 
@@ -193,3 +196,28 @@ async def test_two_replicas_answer_alike_and_analyse_a_notification_once(aiohttp
 
 def test_the_alert_stream_and_its_dead_letters_share_a_slot():
     assert key_slot(STREAM.encode()) == key_slot(f"{STREAM}:dead".encode())
+
+
+async def test_replicas_on_a_cluster_share_one_model_budget(settings, redis_cluster):
+    clients = [connect_configured(cluster_settings(settings, redis_cluster)) for _ in range(2)]
+    try:
+        first, second = (RedisBudgets(c, analyses_per_hour=1, max_concurrency=1, tokens_per_hour=100) for c in clients)
+        assert await first.start_analysis() is None
+        assert await second.start_analysis() == ANALYSES_REASON
+        async with first.slot():
+            assert not await asyncio.wait_for(_took_slot(second), 1)  # the one call slot is held elsewhere
+        await second.spend(TokenUsage(input_tokens=100))
+        async with second.slot():
+            pass
+        assert await first.start_analysis() == TOKENS_REASON
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
+async def _took_slot(budgets: RedisBudgets) -> bool:
+    try:
+        async with asyncio.timeout(0.3), budgets.slot():
+            return True
+    except TimeoutError:
+        return False
