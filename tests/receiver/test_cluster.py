@@ -19,6 +19,16 @@ from receiver.incidents.stream import STREAM
 from receiver.redis_client import connect_configured
 from tests.support.incidents import Service, eventually, grouped, payload, rule_alert
 from tests.support.settings import with_settings
+from tests.support.syslog import (
+    expect_total,
+    free_syslog_port,
+    httplog,
+    octet,
+    rfc3164,
+    rfc5424,
+    send_tcp,
+    send_udp,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -92,6 +102,16 @@ async def test_every_view_answers_on_a_cluster_as_on_one_redis(aiohttp_client, s
     assert cluster_answers["/prometheus/metrics"]  # the exposition has the counters, not only its headers
     # The metric keys spread over the masters: every one of them holds some.
     assert all(count > 0 for count in redis_cluster.key_counts())
+
+
+async def test_syslog_over_udp_and_tcp_reaches_a_cluster(aiohttp_client, settings, redis_cluster):
+    port = free_syslog_port()
+    client = await aiohttp_client(create_app(cluster_settings(settings, redis_cluster, syslog_port=port)))
+
+    send_udp(port, [rfc3164(httplog(i)) for i in range(5)])
+    await send_tcp(port, b"".join(octet(rfc5424(httplog(i, status=503))) for i in range(5, 8)), pieces=3)
+
+    await expect_total(client, 8)
 
 
 async def test_an_alert_becomes_an_analysed_incident_on_a_cluster(aiohttp_client, settings, redis_cluster):
