@@ -139,7 +139,10 @@ class MetricsStore:
         return (self._ttl - 120) // 60
 
     async def write(self, buckets: Mapping[int, MinuteBucket], counts: IngestCounts | None = None) -> None:
-        """Add a batch's buckets to Redis, all or nothing (on a Cluster: each slot's share). Raises redis errors as they are."""
+        """Add a batch's buckets to Redis, all or nothing (on a Cluster: each slot's share).
+
+        Raises redis errors as they are.
+        """
         folded = {minute: await self._fold(minute, bucket) for minute, bucket in buckets.items()}
         day = int(self._now() // 86400)
         writes = _Writes()

@@ -69,7 +69,8 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, *, redis: RedisClient | None = None, llm: LLMClient | None = None) -> web.Application:
+def create_app(settings: Settings, *, redis: RedisClient | None = None,
+               llm: LLMClient | None = None) -> web.Application:
     """Build the service. A `redis` or `llm` passed in is used and left open; one made here is closed here."""
     app = web.Application(middlewares=[http.request_context], client_max_size=settings.max_body_bytes,
                           handler_args=http.handler_args(settings))

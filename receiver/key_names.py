@@ -91,6 +91,7 @@ async def tag_key_names(redis: RedisClient, *, batch: int = 1000) -> int:
 
 async def tag_key_names_when_reachable(redis: RedisClient) -> None:
     """`tag_key_names`, waiting for Redis as long as it takes."""
-    async for attempt in retrying(REDIS_UNAVAILABLE, what="renaming the keys named before hash tags", first=0.5, cap=30):
+    async for attempt in retrying(REDIS_UNAVAILABLE, what="renaming the keys named before hash tags",
+                                  first=0.5, cap=30):
         with attempt:
             await tag_key_names(redis)
