@@ -1,8 +1,8 @@
 """Writing minute buckets to Redis: one script per batch, all of it or nothing, TTL on every key.
 
 On a Redis Cluster a script reaches one hash slot only: a batch is then one script per slot
-(a minute, a day's counters, an hour's generations), sent in one pipeline, each of them all or
-nothing. A batch that failed on one master and was sent again counts again what the others took.
+(a minute, a day's counters; then an hour's generations), each of them all or nothing. A batch
+that failed on one master and was sent again counts again what the others took.
 
 Before it, names this process has not met yet in the current hour (backends, frontends,
 routes, status codes, termination states, servers) are admitted under their caps: one more round
@@ -177,7 +177,9 @@ class MetricsStore:
                 fields["r" + SEP + counts.source + SEP + reason] = count
             if fields:
                 writes.incr(keys.cumulative_key("ingest", day), fields.items(), cum_ttl)
-        for hour, generations in sorted(bumped.items()):  # last: a reader that sees the bump sees the data
+        # Last: a reader that sees a minute's generation change sees the data that changed it.
+        generation_keys = {keys.generation_key(hour) for hour in bumped}
+        for hour, generations in sorted(bumped.items()):
             writes.incr(keys.generation_key(hour), generations.items(), self._ttl + 3600)
         if not writes.keys:
             return
@@ -186,12 +188,16 @@ class MetricsStore:
         if not is_cluster(self._redis):
             await self._redis.eval(_WRITE_BATCH, len(writes.keys), *writes.keys, *writes.args)
             return
-        # A Cluster runs a script on one slot's keys: one script per slot, all or nothing each,
-        # in one pipeline (one round trip per node).
-        pipe = self._redis.pipeline(transaction=False)
+        # A Cluster runs a script on one slot's keys: one script per slot, all or nothing each, in
+        # one pipeline (one round trip per node, in no set order); the generations in a second one.
+        data, bumps = [], []
         for slot_keys, slot_args in writes.by_slot():
-            pipe.eval(_WRITE_BATCH, len(slot_keys), *slot_keys, *slot_args)
-        await pipe.execute()
+            (bumps if generation_keys.intersection(slot_keys) else data).append((slot_keys, slot_args))
+        for stage in (data, bumps):
+            pipe = self._redis.pipeline(transaction=False)
+            for slot_keys, slot_args in stage:
+                pipe.eval(_WRITE_BATCH, len(slot_keys), *slot_keys, *slot_args)
+            await pipe.execute()
 
     def _queue_minute(self, writes: "_Writes", minute: int, bucket: MinuteBucket) -> None:
         ttl = self._ttl

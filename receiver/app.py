@@ -58,10 +58,9 @@ from .incidents import (
     incident_analysis,
 )
 from .intake import IntakeMetrics, LogIntake, SyslogLimits, SyslogListener, log_timezone
-from .key_names import tag_key_names, tag_key_names_when_reachable
+from .keyspace import connect as connect  # where callers have long found it
+from .keyspace import connect_configured, tag_key_names, tag_key_names_when_reachable
 from .notify import Dispatcher, NotifyConfig, NotifyMetrics, Outbox, load_config
-from .redis_client import connect as connect  # where callers have long found it
-from .redis_client import connect_configured
 from .resources import resource_dir
 from .retry import REDIS_UNAVAILABLE
 from .settings import Settings

@@ -12,11 +12,10 @@ from prometheus_client import CollectorRegistry
 
 from ..announcements import Announcer
 from ..app import incident_worker, notify_dispatcher
-from ..key_names import tag_key_names_when_reachable
+from ..keyspace import connect_configured, tag_key_names_when_reachable
 from ..incidents import IncidentMetrics, incident_analysis
 from ..logging_setup import configure_logging
 from ..notify import ConfigError, NotifyMetrics, Outbox, load_config
-from ..redis_client import connect_configured
 from ..settings import Settings
 
 log = logging.getLogger(__name__)

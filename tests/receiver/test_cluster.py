@@ -16,7 +16,7 @@ from ingestion import METRIC_NAMES, METRIC_VIEWS, generate_lines
 from receiver.app import create_app
 from receiver.appkeys import ALERT_STREAM, REGISTRY
 from receiver.incidents.stream import STREAM
-from receiver.redis_client import connect_configured
+from receiver.keyspace import connect_configured
 from tests.support.incidents import Service, eventually, grouped, payload, rule_alert
 from tests.support.settings import with_settings
 from tests.support.syslog import (

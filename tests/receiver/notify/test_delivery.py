@@ -13,7 +13,7 @@ from receiver.app import create_app
 from receiver.appkeys import ALERT_STREAM, INCIDENT_ANALYSIS, REGISTRY
 from receiver.incidents import IncidentAnalysis
 from receiver.notify import Outbox
-from receiver.redis_client import connect_configured
+from receiver.keyspace import connect_configured
 from receiver.settings import Settings
 from tests.support.chat_receivers import ChatReceivers
 from tests.support.incidents import FakeAnalysis, Service, eventually, group_payload, make_report, ok_report, payload

@@ -13,7 +13,7 @@ from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from .settings import Settings
+from ..settings import Settings
 
 # The same limits for every kind of client: a connection is made within 2 s or not at all, an
 # answer comes within 5 s, and an idle connection is checked before it is used again.

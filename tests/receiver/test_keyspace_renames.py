@@ -12,7 +12,7 @@ from ingestion import generate_lines
 from receiver.app import create_app
 from receiver.appkeys import ALERT_STREAM
 from receiver.incidents import Notification
-from receiver.key_names import current_name, tag_key_names
+from receiver.keyspace import current_name, tag_key_names
 from tests.support.incidents import Service, grouped, payload, rule_alert
 from tests.support.settings import with_settings
 

@@ -15,7 +15,7 @@ import logging
 
 from ingestion import RedisClient, tagged_metric_name
 
-from .retry import REDIS_UNAVAILABLE, retrying
+from ..retry import REDIS_UNAVAILABLE, retrying
 
 log = logging.getLogger(__name__)
 
