@@ -15,8 +15,11 @@ from agents.report import TokenUsage
 from ingestion import METRIC_NAMES, METRIC_VIEWS, generate_lines
 from receiver.app import create_app
 from receiver.appkeys import ALERT_STREAM, REGISTRY
+from receiver.incidents import AlertStream
 from receiver.incidents.stream import STREAM
 from receiver.keyspace import connect_configured
+from receiver.settings import Settings
+from tests.receiver.test_faults_process import spawn  # noqa: F401 - the fixture that starts and stops services
 from tests.support.incidents import Service, eventually, grouped, payload, rule_alert
 from tests.support.settings import with_settings
 from tests.support.syslog import (
@@ -241,3 +244,29 @@ async def _took_slot(budgets: RedisBudgets) -> bool:
             return True
     except TimeoutError:
         return False
+
+
+async def test_two_service_processes_configured_by_the_environment_share_a_cluster(
+        redis_cluster, spawn):  # noqa: F811
+    shared = {"REDIS_URL": redis_cluster.url, "REDIS_CLUSTER": "true"}
+    first, second = spawn(**shared), spawn(**shared)
+    await asyncio.gather(first.start(), second.start())
+    at = the_minute()
+    lines = traffic(at, minutes=5)
+    notification = payload("backend-5xx-firing")
+    async with first.session() as one, second.session() as other:
+        half = len(lines) // 2
+        assert await ingest(one, lines[:half]) + await ingest(other, lines[half:]) == len(lines)
+        query = {"window": "10", "at": at.isoformat()}
+        overviews = [await (await http.get("/metrics/overview", params=query)).json() for http in (one, other)]
+        assert overviews[0] == overviews[1] and overviews[0]["total_requests"] == len(lines)
+
+        answers = await asyncio.gather(one.post("/alerts", json=notification), other.post("/alerts", json=notification))
+        assert [r.status for r in answers] == [200, 200]
+        stream = AlertStream(connect_configured(Settings(_env_file=None, redis_url=redis_cluster.url,
+                                                         redis_cluster=True)))
+        try:
+            [row] = await Service(one, stream, first.postmortem_dir).diagnosed()
+        finally:
+            await stream.redis.aclose()
+        assert [r["id"] for r in await (await other.get("/incidents")).json()] == [row["id"]]
