@@ -12,8 +12,8 @@ from prometheus_client import CollectorRegistry
 
 from ..announcements import Announcer
 from ..app import incident_worker, notify_dispatcher
-from ..keyspace import connect_configured, tag_key_names_when_reachable
 from ..incidents import IncidentMetrics, incident_analysis
+from ..keyspace import connect_configured, tag_key_names_when_reachable
 from ..logging_setup import configure_logging
 from ..notify import ConfigError, NotifyMetrics, Outbox, load_config
 from ..settings import Settings
