@@ -8,6 +8,8 @@ import asyncio
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import redis as redis_sync
+from prometheus_client.parser import text_string_to_metric_families
 from redis.crc import key_slot
 
 from agents.budget import ANALYSES_REASON, TOKENS_REASON, RedisBudgets
@@ -105,6 +107,25 @@ async def test_every_view_answers_on_a_cluster_as_on_one_redis(aiohttp_client, s
     assert cluster_answers["/prometheus/metrics"]  # the exposition has the counters, not only its headers
     # The metric keys spread over the masters: every one of them holds some.
     assert all(count > 0 for count in redis_cluster.key_counts())
+
+
+async def test_saturation_shows_the_master_nearest_its_maxmemory(aiohttp_client, settings, redis_cluster):
+    client = await aiohttp_client(create_app(cluster_settings(settings, redis_cluster)))
+    fullest = redis_cluster.nodes[1]
+    server = redis_sync.Redis(port=fullest.port)
+    used = server.info("memory")["used_memory"]
+    server.config_set("maxmemory", 4 * used)
+    try:
+        saturation = await (await client.get("/metrics/saturation")).json()
+        exposition = await (await client.get("/prometheus/metrics")).text()
+    finally:
+        server.config_set("maxmemory", 0)
+
+    assert saturation["redis"]["maxmemory_bytes"] == 4 * used
+    assert 10 < saturation["redis"]["memory_used_pct"] < 50  # that master's, a quarter full or so
+    gauges = {sample.name: sample.value for family in text_string_to_metric_families(exposition)
+              for sample in family.samples}
+    assert gauges["incident_copilot_redis_memory_max_bytes"] == 4 * used
 
 
 async def test_syslog_over_udp_and_tcp_reaches_a_cluster(aiohttp_client, settings, redis_cluster):
