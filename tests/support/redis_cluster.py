@@ -81,19 +81,25 @@ class RedisClusterServers:
                         "--cluster-yes"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
         self.wait_ok()
 
+    def states(self) -> list[str]:
+        """The cluster's state as each running node sees it: `ok`, or `fail` once it declared a master down."""
+        states = []
+        for node in self.nodes:
+            if node.process is None:
+                continue
+            try:
+                info = redis_sync.Redis(port=node.port).execute_command("CLUSTER INFO")
+            except redis_sync.ConnectionError:
+                states.append("unreachable")
+                continue
+            states.append(info.get("cluster_state", "?") if isinstance(info, dict) else "?")
+        return states
+
     def wait_ok(self) -> None:
         """Until every node says the cluster is ok (all slots served)."""
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            states = []
-            for node in self.nodes:
-                try:
-                    info = redis_sync.Redis(port=node.port).execute_command("CLUSTER INFO")
-                except redis_sync.ConnectionError:
-                    states.append(False)
-                    continue
-                states.append(info.get("cluster_state") == "ok" if isinstance(info, dict) else False)
-            if all(states):
+            if all(node.process is not None for node in self.nodes) and set(self.states()) == {"ok"}:
                 return
             time.sleep(0.05)
         raise RuntimeError("the Redis Cluster did not become ok")
