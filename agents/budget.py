@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Protocol
 
-from redis.asyncio import Redis
+from ingestion import RedisClient
 from redis.exceptions import RedisError
 
 from .report import TokenUsage
@@ -107,7 +107,7 @@ class RedisBudgets:
     `poll_seconds` and is bounded by the caller's timeout.
     """
 
-    def __init__(self, redis: Redis, *, analyses_per_hour: int, max_concurrency: int, tokens_per_hour: int = 0,
+    def __init__(self, redis: RedisClient, *, analyses_per_hour: int, max_concurrency: int, tokens_per_hour: int = 0,
                  lease_seconds: float = 120.0, poll_seconds: float = 0.05, prefix: str = "llm",
                  clock: Callable[[], float] = time.time) -> None:
         self._redis = redis

@@ -10,8 +10,8 @@ from typing import Any
 
 import anthropic
 from anthropic.types import Message
-from redis.asyncio import Redis
 
+from ingestion import RedisClient
 from .budget import Budgets, LocalBudgets, RedisBudgets
 from .config import AnalysisConfig
 from .metrics import AnalysisMetrics
@@ -66,7 +66,7 @@ class LLMClient:
         self._budgets = budgets
 
     @classmethod
-    def from_config(cls, config: AnalysisConfig, *, redis: Redis | None = None,
+    def from_config(cls, config: AnalysisConfig, *, redis: RedisClient | None = None,
                     clock: Callable[[], float] | None = None) -> LLMClient | None:
         """A client for `config`, or None when no API key is configured (analyses then use rules only).
 
@@ -158,7 +158,7 @@ class LLMClient:
         await self._client.close()
 
 
-def budgets_for(config: AnalysisConfig, *, redis: Redis | None = None,
+def budgets_for(config: AnalysisConfig, *, redis: RedisClient | None = None,
                 clock: Callable[[], float] | None = None) -> Budgets:
     limits = {"analyses_per_hour": config.max_analyses_per_hour, "max_concurrency": config.max_concurrency,
               "tokens_per_hour": config.max_tokens_per_hour}

@@ -12,11 +12,13 @@ from .batch import (
     add_text_lines,
 )
 from .catalog import METRIC_VIEWS, MetricView
+from .client import RedisClient, is_cluster
 from .entries import LogEntry
 from .exposition import METRIC_NAMES
 from .exposition import collect as collect_metrics
 from .exposition import render as render_metrics
 from .httplog import parse_httplog_line
+from .keys import tagged_metric_name
 from .paths import normalise_path
 from .queries import MetricsQueries
 from .reading import BucketReader
@@ -75,6 +77,7 @@ __all__ = [
     "Overview",
     "PathStats",
     "Paths",
+    "RedisClient",
     "RedisSaturation",
     "RejectedLine",
     "ResponseTimes",
@@ -96,9 +99,11 @@ __all__ = [
     "add_text_lines",
     "collect_metrics",
     "generate_lines",
+    "is_cluster",
     "message_lines",
     "normalise_path",
     "parse_httplog_line",
     "render_metrics",
     "scenario_timeline",
+    "tagged_metric_name",
 ]

@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
-from redis.asyncio import Redis
 
 from . import keys
 from .buckets import SEP
+from .client import RedisClient
 from .histogram import LE_BOUNDS_SECONDS, LE_INF
 from .queries import redis_info
 
@@ -40,7 +40,7 @@ def _split(field: str, parts: int) -> list[str] | None:
     return values if len(values) == parts else None
 
 
-async def collect(redis: Redis, *, now: Callable[[], float] = time.time) -> list[Metric]:
+async def collect(redis: RedisClient, *, now: Callable[[], float] = time.time) -> list[Metric]:
     """Read the counters and Redis' own figures (one round trip each)."""
     day = int(now() // 86400)
     pipe = redis.pipeline(transaction=False)

@@ -9,11 +9,12 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 from . import keys
 from .buckets import BACKEND_MAXIMA, SAMPLES_PER_BACKEND, BackendAgg, PathAgg, ServerAgg, route_method
+from .client import RedisClient, is_cluster
 from .histogram import le_quantile, quantiles
 from .reading import BucketReader, Derived, Merged, Span
 from .views import (
@@ -78,7 +79,7 @@ def _most_first(counter: Counter) -> dict[str, int]:
 class MetricsQueries:
     """Read-only views over the last `window` minutes ending at `at` (default: now)."""
 
-    def __init__(self, redis: Redis, *, now: Callable[[], float] = time.time, reader: BucketReader | None = None):
+    def __init__(self, redis: RedisClient, *, now: Callable[[], float] = time.time, reader: BucketReader | None = None):
         self._redis = redis
         self._now = now
         self._reader = reader or BucketReader(redis, now=now)
@@ -308,12 +309,28 @@ class MetricsQueries:
         return int(value) if value is not None else None
 
 
-async def redis_info(redis: Redis) -> dict:
-    """INFO, or nothing where the server does not offer it (some managed Redis, fakes)."""
+async def redis_info(redis: RedisClient) -> dict:
+    """INFO, or nothing where the server does not offer it (some managed Redis, fakes). On a Cluster:
+    the memory of the master nearest its maxmemory, the first to refuse writes; clients summed."""
     try:
-        return await redis.info()
+        if not is_cluster(redis):
+            return await redis.info()
+        masters = list((await redis.info(target_nodes=RedisCluster.PRIMARIES)).values())
     except ResponseError:
         return {}
+    return cluster_info(masters)
+
+
+def cluster_info(masters: list[dict]) -> dict:
+    """One INFO for the masters of a Cluster (see `redis_info`)."""
+    def fullness(info: dict) -> tuple[float, int]:
+        used, limit = int(info.get("used_memory", 0)), int(info.get("maxmemory", 0))
+        return (used / limit if limit else 0.0), used
+
+    merged = dict(max(masters, key=fullness, default={}))
+    for key in ("connected_clients", "blocked_clients", "rejected_connections"):
+        merged[key] = sum(int(info.get(key, 0)) for info in masters)
+    return merged
 
 
 def _all_backend_stats(backends: dict[str, BackendAgg]) -> list[BackendStats]:

@@ -14,10 +14,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from redis.asyncio import Redis
-
 from . import keys
 from .buckets import SEP, BackendAgg, FrontendAgg, PathAgg
+from .client import RedisClient
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +101,7 @@ class Derived:
 class BucketReader:
     """Fetches and merges minute buckets. Expects a client made with decode_responses=True."""
 
-    def __init__(self, redis: Redis, *, now: Callable[[], float] = time.time, cache_size: int = 128) -> None:
+    def __init__(self, redis: RedisClient, *, now: Callable[[], float] = time.time, cache_size: int = 128) -> None:
         self._redis = redis
         self._now = now
         self._cache: OrderedDict[tuple, Merged] = OrderedDict()

@@ -1,5 +1,9 @@
 """Writing minute buckets to Redis: one script per batch, all of it or nothing, TTL on every key.
 
+On a Redis Cluster a script reaches one hash slot only: a batch is then one script per slot
+(a minute, a day's counters; then an hour's generations), each of them all or nothing. A batch
+that failed on one master and was sent again counts again what the others took.
+
 Before it, names this process has not met yet in the current hour (backends, frontends,
 routes, status codes, termination states, servers) are admitted under their caps: one more round
 trip for each kind of name with newcomers, and none once the hour's names are known,
@@ -13,10 +17,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
+from redis.crc import key_slot
 
 from . import keys
 from .buckets import OTHER, SAMPLES_PER_BACKEND, SEP, MinuteBucket
+from .client import RedisClient, is_cluster
 
 # A batch's every increment and peak in one script, so that Redis applies all of it or none:
 # a client that retries a failed batch never counts part of it twice. First every key's type
@@ -116,7 +121,7 @@ class IngestCounts:
 class MetricsStore:
     def __init__(
         self,
-        redis: Redis,
+        redis: RedisClient,
         *,
         retention_minutes: int = 360,
         limits: Limits = Limits(),
@@ -134,7 +139,10 @@ class MetricsStore:
         return (self._ttl - 120) // 60
 
     async def write(self, buckets: Mapping[int, MinuteBucket], counts: IngestCounts | None = None) -> None:
-        """Add a batch's buckets to Redis, all or nothing. Raises redis errors as they are."""
+        """Add a batch's buckets to Redis, all or nothing (on a Cluster: each slot's share).
+
+        Raises redis errors as they are.
+        """
         folded = {minute: await self._fold(minute, bucket) for minute, bucket in buckets.items()}
         day = int(self._now() // 86400)
         writes = _Writes()
@@ -142,8 +150,10 @@ class MetricsStore:
         cum_lat: Counter = Counter()
         cum_term: Counter = Counter()
         cum_queue: Counter = Counter()
+        bumped: dict[int, Counter] = {}
         for minute, bucket in folded.items():
             self._queue_minute(writes, minute, bucket)
+            bumped.setdefault(minute // 60, Counter())[str(minute)] += 1
             for (fe, be, cls), count in bucket.classes.items():
                 cum_req[fe + SEP + be + SEP + cls] += count
             for be, agg in bucket.backends.items():
@@ -167,10 +177,27 @@ class MetricsStore:
                 fields["r" + SEP + counts.source + SEP + reason] = count
             if fields:
                 writes.incr(keys.cumulative_key("ingest", day), fields.items(), cum_ttl)
-        if writes.keys:
-            # EVAL, not EVALSHA: Redis caches the compiled script, and a restarted
-            # server never answers NOSCRIPT.
+        # Last: a reader that sees a minute's generation change sees the data that changed it.
+        generation_keys = {keys.generation_key(hour) for hour in bumped}
+        for hour, generations in sorted(bumped.items()):
+            writes.incr(keys.generation_key(hour), generations.items(), self._ttl + 3600)
+        if not writes.keys:
+            return
+        # EVAL, not EVALSHA: Redis caches the compiled script, and a restarted
+        # server never answers NOSCRIPT.
+        if not is_cluster(self._redis):
             await self._redis.eval(_WRITE_BATCH, len(writes.keys), *writes.keys, *writes.args)
+            return
+        # A Cluster runs a script on one slot's keys: one script per slot, all or nothing each, in
+        # one pipeline (one round trip per node, in no set order); the generations in a second one.
+        data, bumps = [], []
+        for slot_keys, slot_args in writes.by_slot():
+            (bumps if generation_keys.intersection(slot_keys) else data).append((slot_keys, slot_args))
+        for stage in (data, bumps):
+            pipe = self._redis.pipeline(transaction=False)
+            for slot_keys, slot_args in stage:
+                pipe.eval(_WRITE_BATCH, len(slot_keys), *slot_keys, *slot_args)
+            await pipe.execute()
 
     def _queue_minute(self, writes: "_Writes", minute: int, bucket: MinuteBucket) -> None:
         ttl = self._ttl
@@ -191,7 +218,6 @@ class MetricsStore:
         for name, kept in bucket.samples.items():
             # 's': added, then only the best SAMPLES_PER_BACKEND of the minute are kept.
             writes.add(keys.samples_key(minute, name), "s", _payload((m, score) for score, m in kept), ttl)
-        writes.incr(keys.generation_key(minute // 60), [(str(minute), 1)], ttl + 3600)
 
     async def _fold(self, minute: int, bucket: MinuteBucket) -> MinuteBucket:
         """Fold names, status codes and termination states beyond the hourly caps into `__other__`."""
@@ -249,8 +275,17 @@ class _Writes:
             self._index[key] = len(self.keys)
             self.keys.append(key)
             self.args += (kind, ttl, payload)
-        else:  # a key twice in a batch (minutes of one hour share their generation hash)
+        else:
             self.args[3 * at + 2] += payload
+
+    def by_slot(self) -> list[tuple[list[str], list[str | int]]]:
+        """The keys and arguments of one script call per Cluster hash slot, in the order the keys came."""
+        groups: dict[int, tuple[list[str], list[str | int]]] = {}
+        for at, key in enumerate(self.keys):
+            slot_keys, slot_args = groups.setdefault(key_slot(key.encode()), ([], []))
+            slot_keys.append(key)
+            slot_args += self.args[3 * at:3 * at + 3]
+        return list(groups.values())
 
 
 def _payload(fields: Iterable[tuple[str, int]], keep_zero: bool = False) -> str:

@@ -18,9 +18,8 @@ from typing import Any
 
 from agents import AnalysisMetrics, LLMClient
 from aiohttp import web
-from ingestion import Limits, MetricsQueries, MetricsStore
+from ingestion import Limits, MetricsQueries, MetricsStore, RedisClient, is_cluster
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from redis.asyncio import BlockingConnectionPool, Redis
 
 from . import http, ui
 from .announcements import Announcer, failed_delivery_recorder
@@ -63,14 +62,18 @@ from .incidents import (
 )
 from .intake import IntakeMetrics, LogIntake, SyslogLimits, SyslogListener, log_timezone
 from .memory import ARCHIVE_FILE, Archive, PostmortemLibrary
+from .keyspace import connect as connect  # where callers have long found it
+from .keyspace import connect_configured, tag_key_names, tag_key_names_when_reachable
 from .notify import Dispatcher, NotifyConfig, NotifyMetrics, Outbox, load_config
 from .resources import resource_dir
+from .retry import REDIS_UNAVAILABLE
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, *, redis: Redis | None = None, llm: LLMClient | None = None) -> web.Application:
+def create_app(settings: Settings, *, redis: RedisClient | None = None,
+               llm: LLMClient | None = None) -> web.Application:
     """Build the service. A `redis` or `llm` passed in is used and left open; one made here is closed here."""
     app = web.Application(middlewares=[http.request_context], client_max_size=settings.max_body_bytes,
                           handler_args=http.handler_args(settings))
@@ -95,22 +98,13 @@ def create_app(settings: Settings, *, redis: Redis | None = None, llm: LLMClient
     return app
 
 
-def connect(url: str, *, max_connections: int = 256) -> Redis:
-    """A client whose pool makes callers wait for a connection rather than fail past its size."""
-    pool = BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=5, decode_responses=True, health_check_interval=10,
-        socket_connect_timeout=2, socket_timeout=5, retry_on_timeout=False,
-    )
-    return Redis.from_pool(pool)
-
-
-def postmortem_writer(settings: Settings, redis: Redis) -> PostmortemWriter:
+def postmortem_writer(settings: Settings, redis: RedisClient) -> PostmortemWriter:
     """Post-mortems with their charts, drawn from the series as they stand when each is written."""
     return PostmortemWriter(settings.postmortem_dir, templates=resource_dir("templates"),
                             slo_target_pct=settings.slo_target_pct, charts=incident_charts(settings, redis))
 
 
-def incident_charts(settings: Settings, redis: Redis) -> IncidentCharts:
+def incident_charts(settings: Settings, redis: RedisClient) -> IncidentCharts:
     series = MetricsQueries(redis).series
     return IncidentCharts(lambda minutes, at, backend: series(minutes, at, backend, limit=1), settings.thresholds)
 
@@ -120,7 +114,7 @@ def open_memory(settings: Settings) -> PostmortemLibrary:
     return PostmortemLibrary(settings.postmortem_dir, Archive(settings.data_dir / ARCHIVE_FILE))
 
 
-def incident_worker(settings: Settings, redis: Redis, analysis: IncidentAnalysis, *,
+def incident_worker(settings: Settings, redis: RedisClient, analysis: IncidentAnalysis, *,
                     metrics: IncidentMetrics | None = None, consumer: str | None = None,
                     announcer: Announcer | None = None, library: PostmortemLibrary | None = None) -> IncidentWorker:
     """A consumer of the alert stream configured from the settings: in the service, or `incident-copilot worker`.
@@ -153,7 +147,7 @@ def _on_change(announcer: Announcer | None, library: PostmortemLibrary | None):
     return changed
 
 
-def notify_dispatcher(settings: Settings, config: NotifyConfig, redis: Redis, *,
+def notify_dispatcher(settings: Settings, config: NotifyConfig, redis: RedisClient, *,
                       metrics: NotifyMetrics | None = None, consumer: str | None = None) -> Dispatcher:
     """A consumer of the outbox: in the service, or beside the incident worker of `incident-copilot worker`."""
     return Dispatcher(config, Outbox(redis), metrics=metrics, consumer=consumer,
@@ -161,7 +155,7 @@ def notify_dispatcher(settings: Settings, config: NotifyConfig, redis: Redis, *,
                       on_given_up=failed_delivery_recorder(IncidentRepository(redis), postmortem_writer(settings, redis)))
 
 
-def _redis_ctx(given: Redis | None):
+def _redis_ctx(given: RedisClient | None):
     async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
         if given is not None:
             app[REDIS] = given
@@ -169,16 +163,30 @@ def _redis_ctx(given: Redis | None):
             return
         settings = app[SETTINGS]
         embedded = None
-        if settings.redis_url:
-            url = settings.redis_url
+        url = settings.redis_url
+        if settings.redis_sentinels:
+            log.info("using the redis master the sentinels name", extra={"sentinels": settings.redis_sentinels,
+                                                                          "master": settings.redis_sentinel_master})
+        elif settings.redis_cluster:
+            log.info("using the redis cluster of REDIS_URL", extra={"url": _redact(url)})
+        elif url:
             log.info("using redis at REDIS_URL", extra={"url": _redact(url)})
         else:
             embedded = await start_embedded_redis(settings.data_dir)
             url = embedded.url
-        client = connect(url)
+        client = connect_configured(settings, url)
         app[REDIS] = client
+        renaming = None
+        if not is_cluster(client):  # a Cluster never held names from before hash tags
+            try:
+                await tag_key_names(client)
+            except REDIS_UNAVAILABLE as exc:
+                log.warning("redis unreachable at start; keys named before hash tags get their names once it "
+                            "is back: %s", exc)
+                renaming = tag_key_names_when_reachable(client)
         try:
-            yield
+            async with _in_background(renaming, "key-renaming"):
+                yield
         finally:
             await client.aclose()
             if embedded is not None:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from agents import AnalysisConfig, AnalysisMetrics, LLMClient
 from aiohttp import web
-from ingestion import MetricsQueries
+from ingestion import MetricsQueries, RedisClient
 from prometheus_client import CollectorRegistry, Counter
-from redis.asyncio import Redis
 
 from .incidents import (
     AlertStream,
@@ -22,7 +21,7 @@ from .notify import NotifyConfig, NotifyMetrics
 from .settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
-REDIS = web.AppKey("redis", Redis)
+REDIS: web.AppKey[RedisClient] = web.AppKey("redis")  # one server, a Sentinel's master, or a Cluster
 QUERIES = web.AppKey("queries", MetricsQueries)
 REGISTRY = web.AppKey("registry", CollectorRegistry)
 HTTP_REQUESTS = web.AppKey("http_requests", Counter)

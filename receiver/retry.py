@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from redis.exceptions import ClusterDownError, SlotNotCoveredError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError, ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -32,8 +33,11 @@ Errors = type[BaseException] | tuple[type[BaseException], ...]
 # What Redis raises while it is down or refusing connections, restarting, loading (BusyLoadingError is a
 # ConnectionError), out of memory or a read-only replica: worth trying again later. Any
 # other Redis error (WRONGTYPE, an overflow...) is an answer the same request would get again.
+# On a Cluster, a master that is down or a failover under way (CLUSTERDOWN, TRYAGAIN, a slot no node
+# serves) is the same: its slots come back. (A Sentinel without a master raises a ConnectionError.)
 REDIS_UNAVAILABLE: tuple[type[BaseException], ...] = (
     RedisConnectionError, RedisTimeoutError, OutOfMemoryError, ReadOnlyError, ConnectionRefusedError,
+    ClusterDownError, TryAgainError, SlotNotCoveredError,
 )
 
 

@@ -8,7 +8,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from agents import AnalysisConfig, Thresholds
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .intake import DEFAULT_QUEUE_LINES
@@ -41,6 +41,15 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         None, description="Redis to use; unset = start an embedded `redis-server` under DATA_DIR."
     )
+    redis_cluster: bool = Field(
+        False, description="REDIS_URL is a node of a Redis Cluster (any one: the others are learnt from it)."
+    )
+    redis_sentinels: str = Field(
+        "", pattern=r"^(\s*[^\s,:]+:\d{1,5}\s*(,\s*[^\s,:]+:\d{1,5}\s*)*)?$",
+        description="Redis Sentinels (`host:port,host:port`) that name the master to use; REDIS_URL then gives "
+                    "only the password and database, if any.",
+    )
+    redis_sentinel_master: str = Field("", description="The master's name at the Sentinels.")
 
     # Ingestion
     retention_minutes: int = Field(360, ge=10, description="How long minute buckets live (TTL).")
@@ -162,6 +171,29 @@ class Settings(BaseSettings):
         "", pattern=r"^(https?://\S+)?$",
         description="The service's address as its users reach it (https://copilot.example.com): links in messages.",
     )
+
+    @model_validator(mode="after")
+    def _one_way_to_redis(self) -> "Settings":
+        if self.redis_cluster and self.redis_sentinels:
+            raise ValueError("REDIS_CLUSTER and REDIS_SENTINELS exclude each other: a Cluster fails over by itself, "
+                             "Sentinels watch a single master; set one of them")
+        if self.redis_cluster and not self.redis_url:
+            raise ValueError("REDIS_CLUSTER needs REDIS_URL: the address of one node of the cluster")
+        if bool(self.redis_sentinels) != bool(self.redis_sentinel_master):
+            raise ValueError("REDIS_SENTINELS and REDIS_SENTINEL_MASTER go together: the Sentinels, and the name "
+                             "of the master they watch")
+        return self
+
+    @property
+    def sentinels(self) -> list[tuple[str, int]]:
+        """REDIS_SENTINELS as (host, port) pairs."""
+        pairs = [part.strip().rsplit(":", 1) for part in self.redis_sentinels.split(",") if part.strip()]
+        return [(host, int(port)) for host, port in pairs]
+
+    @property
+    def external_redis(self) -> bool:
+        """Whether a Redis is configured (a URL, a Cluster or Sentinels) rather than embedded."""
+        return bool(self.redis_url or self.redis_sentinels)
 
     @property
     def thresholds(self) -> Thresholds:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
+from ingestion import RedisClient
 from redis.exceptions import ResponseError
 
 
-async def ensure_group(redis: Redis, key: str, group: str) -> None:
+async def ensure_group(redis: RedisClient, key: str, group: str) -> None:
     """Create the consumer group (from the start of the stream, so nothing stored earlier is skipped)."""
     try:
         await redis.xgroup_create(key, group, id="0", mkstream=True)

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from receiver.embedded_redis import find_redis_server
 from receiver.settings import Settings
+from tests.support.redis_cluster import RedisClusterServers
 from tests.support.redis_server import DURABLE, RedisServer
 
 # Hypothesis fails an example that takes over 200 ms, or data that is slow to generate: assertions about
@@ -38,6 +39,30 @@ def redis_server() -> Iterator[RedisServer]:
     yield server
     server.stop()
     shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_servers() -> Iterator[RedisClusterServers]:
+    """A real Redis Cluster of three masters (no replicas), made with `redis-cli --cluster create`."""
+    directory = Path(tempfile.mkdtemp(prefix="ic-cluster-"))
+    cluster = RedisClusterServers(redis_binary(), directory)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_cluster(redis_cluster_servers: RedisClusterServers) -> RedisClusterServers:
+    """The session's cluster, every master running and every key gone."""
+    for node in redis_cluster_servers.nodes:
+        if node.process is None:
+            node.start()
+    redis_cluster_servers.wait_ok()
+    redis_cluster_servers.flush()
+    return redis_cluster_servers
 
 
 @pytest.fixture

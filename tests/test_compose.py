@@ -30,6 +30,7 @@ COMPOSE_FILE = ROOT / "compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 HAPROXY_CONFIG = ROOT / "deploy" / "haproxy" / "haproxy.cfg"
+REPLICAS_HAPROXY_CONFIG = ROOT / "deploy" / "haproxy" / "replicas.cfg"
 DEMO_BACKEND = ROOT / "deploy" / "demo_backend.py"
 PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 ALERTMANAGER_CONFIG = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
@@ -37,9 +38,12 @@ GRAFANA = ROOT / "deploy" / "grafana"
 DASHBOARD = GRAFANA / "dashboards" / "golden-signals.json"
 
 SERVICE = "incident-copilot"
-SERVICES = {"redis", SERVICE, "demo-backend", "haproxy", "traffic", "prometheus", "alertmanager", "grafana"}
+REPLICA = "copilot-replica"  # profile `replicas`: more copies of the service, behind copilot-lb
+SERVICES = {"redis", SERVICE, "demo-backend", "haproxy", "traffic", "prometheus", "alertmanager", "grafana",
+            REPLICA, "copilot-lb"}
 # The ports a user opens in a browser or points a client at; nothing else leaves the stack.
-PUBLISHED = {"8080": SERVICE, "8081": "haproxy", "3000": "grafana", "9090": "prometheus", "9093": "alertmanager"}
+PUBLISHED = {"8080": SERVICE, "8081": "haproxy", "3000": "grafana", "9090": "prometheus", "9093": "alertmanager",
+             "8090": "copilot-lb"}
 # The compose names the configs of Prometheus and Alertmanager address the service by.
 COPILOT_ADDRESS = f"{SERVICE}:8080"
 
@@ -134,6 +138,19 @@ def test_the_service_uses_the_stack_redis_listens_for_syslog_and_keeps_post_mort
     assert mounts(svc)[env["POSTMORTEM_DIR"]] in compose["volumes"]
     assert svc["depends_on"]["redis"]["condition"] == "service_healthy"
     assert svc["build"]["context"] == str(ROOT)
+
+
+@needs_docker_compose
+def test_the_replicas_profile_runs_copies_of_the_service_on_its_redis_behind_a_load_balancer(compose: dict):
+    replica, lb = service(compose, REPLICA), service(compose, "copilot-lb")
+    assert replica["profiles"] == lb["profiles"] == ["replicas"]  # `docker compose up` alone runs one service
+    main = service(compose, SERVICE)
+    assert replica["environment"] == main["environment"]  # the same Redis, token and post-mortems folder
+    assert mounts(replica) == mounts(main) and secret_targets(replica) == secret_targets(main)
+    assert int(replica["deploy"]["replicas"]) >= 2
+    assert "ports" not in replica  # reached through the load balancer only
+    assert lb["environment"]["COPILOT_REPLICAS_ADDR"] == f"{REPLICA}:{main['environment']['PORT']}"
+    assert mounts(lb)["/usr/local/etc/haproxy/haproxy.cfg"] == str(REPLICAS_HAPROXY_CONFIG)
 
 
 @needs_docker_compose
@@ -234,7 +251,7 @@ def test_every_pulled_image_is_pinned_to_a_version(compose: dict):
 @needs_docker_compose
 def test_every_long_running_service_has_a_healthcheck(compose: dict):
     for name, svc in compose["services"].items():
-        if name == SERVICE:
+        if name in (SERVICE, REPLICA):
             continue  # the image's own HEALTHCHECK
         if name == "traffic":
             assert svc["healthcheck"]["test"] == ["NONE"]  # it serves nothing; the image's check would fail
@@ -427,6 +444,15 @@ def test_haproxy_accepts_the_config_with_loopback_addresses():
     result = subprocess.run(["haproxy", "-c", "-f", str(HAPROXY_CONFIG)], capture_output=True, text=True,
                             env=env, timeout=30)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@needs_haproxy
+def test_haproxy_accepts_the_replicas_config_and_checks_each_replica_health():
+    env = haproxy_env(LB_BIND=":8090", COPILOT_REPLICAS_ADDR="127.0.0.1:8080")
+    result = subprocess.run(["haproxy", "-c", "-f", str(REPLICAS_HAPROXY_CONFIG)], capture_output=True, text=True,
+                            env=env, timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "option httpchk GET /health" in REPLICAS_HAPROXY_CONFIG.read_text(encoding="utf-8")
 
 
 def load_demo_backend() -> ModuleType:

@@ -7,12 +7,13 @@ import logging
 import signal
 
 from agents import AnalysisMetrics, LLMClient
-from ingestion import MetricsQueries
+from ingestion import MetricsQueries, is_cluster
 from prometheus_client import CollectorRegistry
 
 from ..announcements import Announcer
-from ..app import connect, incident_worker, notify_dispatcher, open_memory
+from ..app import incident_worker, notify_dispatcher, open_memory
 from ..incidents import IncidentMetrics, incident_analysis
+from ..keyspace import connect_configured, tag_key_names_when_reachable
 from ..logging_setup import configure_logging
 from ..notify import ConfigError, NotifyMetrics, Outbox, load_config
 from ..settings import Settings
@@ -22,15 +23,17 @@ log = logging.getLogger(__name__)
 
 async def run(settings: Settings, *, consumer: str | None = None) -> int:
     configure_logging(settings.log_format, settings.log_level)
-    if not settings.redis_url:
-        log.error("a worker needs REDIS_URL: the Redis the service stores its notifications in")
+    if not settings.external_redis:
+        log.error("a worker needs REDIS_URL (or REDIS_SENTINELS): the Redis the service stores its notifications in")
         return 2
     try:
         notify = load_config(settings.notify_config) if settings.notify_config else None
     except ConfigError as exc:
         log.error("the notifications file cannot be used:\n%s", exc)
         return 2
-    redis = connect(settings.redis_url)
+    redis = connect_configured(settings)
+    if not is_cluster(redis):
+        await tag_key_names_when_reachable(redis)
     config = settings.analysis_config()
     llm = LLMClient.from_config(config, redis=redis)
     registry = CollectorRegistry()

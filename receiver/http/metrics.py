@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from ingestion import METRIC_VIEWS, MetricView, collect_metrics, render_metrics
+from ingestion import METRIC_VIEWS, MetricView, collect_metrics, is_cluster, render_metrics
 from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import (
@@ -103,11 +103,19 @@ def _serve(view: MetricView) -> Handler:
 
 
 async def health(request: web.Request) -> web.Response:
+    redis = request.app[REDIS]
     try:
-        await request.app[REDIS].ping()
+        await redis.ping()
+        # A Cluster that lost a master answers PING and refuses every key once it declares itself down.
+        state = (await redis.cluster_info()).get("cluster_state", "ok") if is_cluster(redis) else "ok"
     except Exception as exc:  # any failure to reach Redis makes the service unhealthy
         log.warning("health check: redis unreachable: %s", exc)  # the address stays in the log
         return web.json_response({"status": "unavailable", "redis": "unreachable", "detail": "redis unreachable"},
+                                 status=503, headers={"Retry-After": "5"})
+    if state != "ok":
+        log.warning("health check: the redis cluster is %s", state)
+        return web.json_response({"status": "unavailable", "redis": "cluster_down",
+                                   "detail": f"the Redis Cluster is {state}: a master is down"},
                                  status=503, headers={"Retry-After": "5"})
     return web.json_response({"status": "ok", "redis": "ok", "detail": None})
 

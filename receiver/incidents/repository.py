@@ -1,11 +1,12 @@
 """Incident records in Redis, without TTL: they are the history and must never be evicted.
 
-Keys: `ic:incident:<id>` (the record, JSON), `ic:incidents:opened` (sorted set by opening time),
-`ic:incidents:summaries` (hash id -> summary JSON, for lists), `ic:incident-key:<hash>` (the latest
-incident of a correlation key: `backend=api`, ...), `ic:incidents:rechecks` (sorted set id -> when
-its check after the resolution is due). Every change is a WATCH/MULTI transaction over the key's
-pointer and the record, so workers on several machines never interleave their changes; the
-schedule of checks is written in the same transaction as the record that owes them.
+Keys, all under the hash tag `{ic:incidents}` so that one transaction may touch any of them on a
+Redis Cluster too: `:incident:<id>` (the record, JSON), `:opened` (sorted set by opening time),
+`:summaries` (hash id -> summary JSON, for lists), `:incident-key:<hash>` (the latest incident of
+a correlation key: `backend=api`, ...), `:rechecks` (sorted set id -> when its check after the
+resolution is due). Every change is a WATCH/MULTI transaction over the key's pointer and the
+record, so workers on several machines never interleave their changes; the schedule of checks is
+written in the same transaction as the record that owes them.
 """
 
 from __future__ import annotations
@@ -15,16 +16,16 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Literal
 
-from redis.asyncio import Redis
+from ingestion import RedisClient
 from redis.exceptions import WatchError
 
 from .model import Incident, IncidentSummary
 from .naming import is_incident_id
 
-PREFIX = "ic"
-_INDEX = f"{PREFIX}:incidents:opened"
-_SUMMARIES = f"{PREFIX}:incidents:summaries"
-_RECHECKS = f"{PREFIX}:incidents:rechecks"
+PREFIX = "{ic:incidents}"
+_INDEX = f"{PREFIX}:opened"
+_SUMMARIES = f"{PREFIX}:summaries"
+_RECHECKS = f"{PREFIX}:rechecks"
 _MAX_ATTEMPTS = 100
 _PAGE = 200
 
@@ -47,7 +48,7 @@ def _group_pointer(group_key: str) -> str:
 
 
 class IncidentRepository:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: RedisClient) -> None:
         self.redis = redis
 
     async def get(self, incident_id: str) -> Incident | None:

@@ -12,15 +12,16 @@ import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
+from ingestion import RedisClient
 from pydantic import ValidationError
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from .model import Delivery
 from .notification import Notification, parse_go_time
 from ..streams import ensure_group
 
-STREAM = "ic:alerts"
+# The stream and its dead letters share a hash tag: on a Redis Cluster one transaction moves an entry between them.
+STREAM = "{ic:alerts}"
 GROUP = "incident-workers"
 # A backstop, far above any storm: trimming by length could drop entries nobody has read yet.
 MAX_LEN = 100_000
@@ -46,7 +47,7 @@ class QueueDepth:
 
 
 class AlertStream:
-    def __init__(self, redis: Redis, *, key: str = STREAM, group: str = GROUP, max_len: int = MAX_LEN) -> None:
+    def __init__(self, redis: RedisClient, *, key: str = STREAM, group: str = GROUP, max_len: int = MAX_LEN) -> None:
         self.redis = redis
         self.key = key
         self.group = group

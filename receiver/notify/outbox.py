@@ -7,8 +7,9 @@ consumers share the stream through a consumer group, as the alert intake does; a
 leaves it once every target has it, or has been given up. Each target's outcome is kept
 under the event's key, so an event taken again after a crash skips what was delivered.
 
-Keys: `ic:notify:outbox` (the stream), `ic:notify:announced:<incident>` (the last event
-enqueued), `ic:notify:done:<event key>:<target>`, `ic:notify:thread:<incident>:<target>`.
+Keys, all under the hash tag `{ic:notify}` so that the script and the transactions run on a
+Redis Cluster too: `{ic:notify}:outbox` (the stream), `{ic:notify}:announced:<incident>` (the
+last event enqueued), `{ic:notify}:done:<event key>:<target>`, `{ic:notify}:thread:<incident>:<target>`.
 """
 
 from __future__ import annotations
@@ -18,15 +19,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
+from ingestion import RedisClient
 from pydantic import ValidationError
-from redis.asyncio import Redis
 
 from .event import Announced, IncidentEvent, IncidentSnapshot, event_key, next_event, triggered_at
 from ..streams import ensure_group
 
 log = logging.getLogger(__name__)
 
-PREFIX = "ic:notify"
+PREFIX = "{ic:notify}"
 STREAM = f"{PREFIX}:outbox"
 GROUP = "notifiers"
 MAX_LEN = 100_000  # a backstop far above any storm; delivered entries are deleted as they go
@@ -50,7 +51,7 @@ class Entry:
 
 
 class Outbox:
-    def __init__(self, redis: Redis, *, key: str = STREAM, group: str = GROUP) -> None:
+    def __init__(self, redis: RedisClient, *, key: str = STREAM, group: str = GROUP) -> None:
         self.redis = redis
         self.key = key
         self.group = group

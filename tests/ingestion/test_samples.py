@@ -43,7 +43,7 @@ async def test_only_the_best_few_of_a_minute_are_kept_across_batches(store, quer
     assert len(seen.requests) == SAMPLES_PER_BACKEND
     assert seen.requests[0].status == 502  # a failure outranks any slow success
     assert [s.time_active_ms for s in seen.requests[1:]] == [1203, 1202, 1201, 1200]
-    keys = [k async for k in real_redis.scan_iter("ic:m:*:s:*")]
+    keys = [k async for k in real_redis.scan_iter("ic:m:{*}:s:*")]
     assert len(keys) == 1 and await real_redis.ttl(keys[0]) > 0
 
 

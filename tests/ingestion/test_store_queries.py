@@ -125,7 +125,7 @@ async def test_100000_status_codes_and_states_fold_into_other_and_stay_bounded(s
     assert len(seen.states) == limits.states + 1 and seen.states[OTHER] > 0
     assert seen.total_requests == 502 + 100_000
     minute = int((NOW - 5) // 60)
-    assert await real_redis.hlen(f"ic:m:{minute}:b:api") < 2 * (limits.status_codes + limits.states) + 100
+    assert await real_redis.hlen(f"ic:m:{{{minute}}}:b:api") < 2 * (limits.status_codes + limits.states) + 100
     families = {family.name: family for family in await collect_metrics(real_redis, now=clock)}
     assert len(families["haproxy_log_termination_states"].samples) == limits.states + 1
 

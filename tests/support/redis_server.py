@@ -19,6 +19,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_ping(port: int) -> None:
+    """Until the Redis on `port` answers PING."""
+    client = redis_sync.Redis(port=port)
+    deadline = time.monotonic() + 60  # only ends a broken start; a busy machine never reaches it
+    while time.monotonic() < deadline:
+        try:
+            if client.ping():
+                return
+        except redis_sync.ConnectionError:
+            time.sleep(0.025)
+    raise RuntimeError(f"redis-server on port {port} did not start")
+
+
 class RedisServer:
     """A real redis-server on a free loopback port, restartable for fault tests."""
 
@@ -39,15 +52,7 @@ class RedisServer:
              "--save", "", "--appendonly", "no", *self.extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        client = redis_sync.Redis(port=self.port)
-        deadline = time.monotonic() + 60  # only ends a broken start; a busy machine never reaches it
-        while time.monotonic() < deadline:
-            try:
-                if client.ping():
-                    return
-            except redis_sync.ConnectionError:
-                time.sleep(0.025)
-        raise RuntimeError(f"redis-server on port {self.port} did not start")
+        wait_for_ping(self.port)
 
     def stop(self, *, kill: bool = False) -> None:
         """SIGTERM (Redis shuts down cleanly) or, with `kill`, SIGKILL: a crash, only what is on disk survives."""

@@ -139,7 +139,7 @@ async def test_a_tampered_file_name_in_a_record_is_not_followed(service: Service
     await service.post(payload("firing"))
     [row] = await service.diagnosed()
     (service.directory.parent / "secret.md").write_text("TOP SECRET")
-    key = f"ic:incident:{row['id']}"
+    key = f"{{ic:incidents}}:incident:{row['id']}"
     record = (await real_redis.get(key)).replace(row["postmortem_file"], "../secret.md")
     await real_redis.set(key, record)
     response = await service.client.get(f"/incidents/{row['id']}/postmortem")
@@ -152,7 +152,7 @@ async def test_a_record_the_service_cannot_read_is_its_own_error_not_the_clients
                                                                                  real_redis: Redis) -> None:
     await service.post(payload("firing"))
     [row] = await service.diagnosed()
-    await real_redis.set(f"ic:incident:{row['id']}", '{"id": "not an incident"}')
+    await real_redis.set(f"{{ic:incidents}}:incident:{row['id']}", '{"id": "not an incident"}')
 
     response = await service.client.get(f"/incidents/{row['id']}")
 

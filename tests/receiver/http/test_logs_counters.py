@@ -84,7 +84,7 @@ async def test_a_batch_redis_refuses_changes_no_counter_and_is_not_worth_a_retry
     batch = [entry(status_code=503), entry(), entry(backend_name="auth")]
     assert (await client.post("/logs", json=batch)).status == 202
     # The day's ingestion counters, written last, holding another type: Redis refuses their write.
-    ingest_key = f"ic:cum:{int(time.time() // 86400)}:ingest"
+    ingest_key = f"ic:cum:{{{int(time.time() // 86400)}}}:ingest"
     await real_redis.delete(ingest_key)
     await real_redis.set(ingest_key, "not a hash")
     before = await snapshot(real_redis)
@@ -98,7 +98,7 @@ async def test_a_batch_redis_refuses_changes_no_counter_and_is_not_worth_a_retry
 
 async def test_a_sum_at_redis_limit_saturates_and_later_batches_still_count(client, real_redis: Redis) -> None:
     assert (await client.post("/logs", json=[entry()])).status == 202
-    latency_key = f"ic:cum:{int(time.time() // 86400)}:lat"
+    latency_key = f"ic:cum:{{{int(time.time() // 86400)}}}:lat"
     await real_redis.hset(latency_key, "api\tsum", 2**63 - 5)
 
     for _ in range(2):

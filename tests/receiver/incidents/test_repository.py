@@ -50,7 +50,7 @@ async def test_records_never_expire(fake_redis: Redis) -> None:
     repository = IncidentRepository(fake_redis)
     group, change = open_change(0, T0)
     await repository.change_latest(group, change)
-    keys = await fake_redis.keys("ic:*")
+    keys = await fake_redis.keys("{ic:incidents}:*")
     assert len(keys) == 4  # record, index, summaries, group pointer
     assert [await fake_redis.ttl(k) for k in keys] == [-1] * 4
 

@@ -590,8 +590,8 @@ async def test_an_incident_left_open_by_the_version_before_correlation_is_resolv
     for alert in record["alerts"]:
         del alert["group_key"], alert["group_labels"], alert["receiver"]
     group = hashlib.sha256(older.notification.group_key.encode()).hexdigest()[:40]
-    await parts.redis.set(f"ic:incident:{opened.id}", json.dumps(record))
-    await parts.redis.set(f"ic:incident-group:{group}", opened.id)
+    await parts.redis.set(f"{{ic:incidents}}:incident:{opened.id}", json.dumps(record))
+    await parts.redis.set(f"{{ic:incidents}}:incident-group:{group}", opened.id)
 
     async with running(parts.worker(FakeAnalysis(), recheck=FakeAnalysis(ok_report()))):
         await parts.add("backend-5xx-resolved", T0 + timedelta(minutes=22))

@@ -107,7 +107,7 @@ async def test_a_batch_redis_refuses_is_dropped_once_and_counts_nothing(start_ap
     # The peaks of this minute and the next holding another type: Redis answers WRONGTYPE to
     # their write, which comes after the batch's counters.
     minute = int(time.time() // 60)
-    planted = [f"ic:m:{m}:x" for m in (minute, minute + 1)]
+    planted = [f"ic:m:{{{m}}}:x" for m in (minute, minute + 1)]
     for key in planted:
         await real_redis.delete(key)
         await real_redis.set(key, "not a sorted set")

@@ -12,6 +12,8 @@ from redis.asyncio import Redis
 from receiver.app import create_app
 from receiver.appkeys import ALERT_STREAM, INCIDENT_ANALYSIS, REGISTRY
 from receiver.incidents import IncidentAnalysis
+from receiver.notify import Outbox
+from receiver.keyspace import connect_configured
 from receiver.settings import Settings
 from tests.support.chat_receivers import ChatReceivers
 from tests.support.incidents import FakeAnalysis, Service, eventually, group_payload, make_report, ok_report, payload
@@ -21,7 +23,7 @@ from .conftest import PUBLIC_URL, notifications_file
 
 pytestmark = pytest.mark.integration
 
-OUTBOX = "ic:notify:outbox"
+OUTBOX = "{ic:notify}:outbox"
 
 
 async def start(aiohttp_client, redis: Redis, settings: Settings, config: Path, *,
@@ -77,11 +79,7 @@ async def test_firing_update_and_resolution_reach_every_receiver_once(
     service.analyse.report = make_report(title="Latency and errors on backend api", backend="api")
     await service.post(payload("backend-5xx-joined"))
     await eventually(lambda: _count(receivers, "/hook/pager", 2))
-    await service.post(payload("backend-5xx-resolved"))
-    await eventually(lambda: _count(receivers, "/hook/pager", 3))
-    await eventually(lambda: _all_have(receivers, 3))
-    await eventually(lambda: delivered_everything(real_redis))
-    await service.settled()
+    await resolve_and_deliver(service, receivers, real_redis, events=3)
 
     assert events(receivers) == ["opened", "updated", "resolved"]
     assert len({r.headers["Idempotency-Key"] for r in receivers.on("/hook/pager")}) == 3
@@ -106,6 +104,15 @@ async def failed_deliveries_shown(service: Service, chat: ChatReceivers, redis: 
         return [e["text"] for e in body["timeline"] if e["kind"] == "delivery_failed"]
 
     return await eventually(shown)
+
+
+async def resolve_and_deliver(service: Service, chat: ChatReceivers, redis, *, events: int) -> None:
+    """Resolve the incident and wait until every receiver has its `events` events and nothing is left."""
+    await service.post(payload("backend-5xx-resolved"))
+    await eventually(lambda: _count(chat, "/hook/pager", events))
+    await eventually(lambda: _all_have(chat, events))
+    await eventually(lambda: delivered_everything(redis))
+    await service.settled()
 
 
 async def _count(chat: ChatReceivers, path: str, count: int) -> bool:
@@ -199,3 +206,23 @@ async def test_a_storm_of_incidents_is_delivered_in_full_with_bounded_connection
     ids = [r.body["incident"]["id"] for r in receivers.on("/hook/pager")]
     assert len(ids) == len(set(ids)) == count
     assert 1 <= receivers.most_in_flight <= 3
+
+
+async def test_every_receiver_gets_each_event_once_on_a_redis_cluster(
+        redis_cluster, settings: Settings, aiohttp_client, receivers: ChatReceivers, tmp_path: Path) -> None:
+    cluster_settings = with_settings(settings, redis_url=redis_cluster.url, redis_cluster=True)
+    redis = connect_configured(cluster_settings)
+    try:
+        service = await start(aiohttp_client, redis, cluster_settings, notifications_file(tmp_path, receivers.base))
+        await service.post(payload("backend-5xx-firing"))
+        await eventually(lambda: _count(receivers, "/hook/pager", 1))
+        await resolve_and_deliver(service, receivers, redis, events=2)
+
+        assert events(receivers) == ["opened", "resolved"]
+        assert len(receivers.on("/slack/webhook/oncall")) == 2 and len(receivers.on("/teams/oncall")) == 2
+        [incident] = await service.incidents()
+        delivered = await Outbox(redis).outcomes(incident["id"])
+        assert sorted({(kind, outcome) for kind, _, outcome in delivered}) == [("opened", "sent"), ("resolved", "sent")]
+        assert len(delivered) == 2 * len({target for _, target, _ in delivered})  # each target, each event
+    finally:
+        await redis.aclose()

@@ -36,7 +36,7 @@ async def test_a_delivery_pending_when_the_service_is_killed_is_delivered_once_a
 
     await eventually(retried_twice)
     first.kill()  # SIGKILL: the webhook's delivery is left pending in the outbox
-    assert await real_redis.xlen("ic:notify:outbox") == 1
+    assert await real_redis.xlen("{ic:notify}:outbox") == 1
     delivered_before = {path: len(receivers.on(path)) for path in ("/slack/webhook/oncall", "/teams/oncall")}
     assert delivered_before == {"/slack/webhook/oncall": 1, "/teams/oncall": 1}
 
@@ -45,7 +45,7 @@ async def test_a_delivery_pending_when_the_service_is_killed_is_delivered_once_a
     await second.start()
 
     async def delivered() -> bool:
-        return await real_redis.xlen("ic:notify:outbox") == 0 and len(receivers.on("/hook/pager")) >= 1
+        return await real_redis.xlen("{ic:notify}:outbox") == 0 and len(receivers.on("/hook/pager")) >= 1
 
     await eventually(delivered)
     assert [r.body["event"] for r in receivers.on("/hook/pager")] == ["opened"]
@@ -64,7 +64,7 @@ async def test_incident_copilot_worker_delivers_the_incidents_it_processes(
                                   stdout=log, stderr=subprocess.STDOUT)
     try:
         async def delivered() -> bool:
-            return len(receivers.on("/hook/pager")) == 1 and await real_redis.xlen("ic:notify:outbox") == 0
+            return len(receivers.on("/hook/pager")) == 1 and await real_redis.xlen("{ic:notify}:outbox") == 0
 
         await eventually(delivered)
     finally:

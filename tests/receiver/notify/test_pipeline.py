@@ -57,7 +57,7 @@ async def test_an_event_is_enqueued_once_however_often_it_is_offered(fake_redis:
     outbox = Outbox(fake_redis)
     results = await asyncio.gather(*(outbox.offer(snapshot(), now=T0) for _ in range(10)))
     assert [r.key for r in results if r] == ["inc-20260314-0123abcd:1:opened"]
-    assert await fake_redis.xlen("ic:notify:outbox") == 1
+    assert await fake_redis.xlen("{ic:notify}:outbox") == 1
     changed = await outbox.offer(snapshot(title="Latency on backend api"), now=T0)
     resolved = await outbox.offer(snapshot(status="resolved"), now=T0)
     assert (changed.key, resolved.key) == ("inc-20260314-0123abcd:2:updated", "inc-20260314-0123abcd:3:resolved")
