@@ -80,6 +80,11 @@ class Outbox:
         log.warning("incident events kept changing; not enqueued now", extra={"incident": snapshot.incident_id})
         return None
 
+    async def owes(self, snapshot: IncidentSnapshot) -> bool:
+        """Whether the incident, as it is now, is owed an event not enqueued yet."""
+        raw = await self.redis.get(f"{PREFIX}:announced:{snapshot.incident_id}")
+        return next_event(snapshot, Announced.model_validate_json(raw) if raw else None) is not None
+
     # The consumer side ------------------------------------------------------------------------
 
     async def ensure_group(self) -> None:
