@@ -58,7 +58,7 @@ from .incidents import (
     PostmortemWriter,
     incident_analysis,
 )
-from .intake import IntakeMetrics, LogIntake, SyslogLimits, SyslogListener, log_timezone
+from .intake import GroupCommitPolicy, IntakeMetrics, LogIntake, SyslogLimits, SyslogListener, log_timezone
 from .notify import Dispatcher, NotifyConfig, NotifyMetrics, Outbox, load_config
 from .resources import resource_dir
 from .settings import Settings
@@ -169,8 +169,12 @@ async def _ingestion_ctx(app: web.Application) -> AsyncIterator[None]:
     app[QUERIES] = MetricsQueries(redis)
     app[INTAKE] = LogIntake(store, tz=log_timezone(settings.log_timezone),
                             retention_minutes=settings.retention_minutes,
-                            skew_seconds=settings.clock_skew_seconds, metrics=app[INTAKE_METRICS])
-    yield
+                            skew_seconds=settings.clock_skew_seconds, metrics=app[INTAKE_METRICS],
+                            group_commit=GroupCommitPolicy(window_seconds=settings.group_commit_ms / 1000))
+    try:
+        yield
+    finally:
+        await app[INTAKE].close()
 
 
 async def _syslog_ctx(app: web.Application) -> AsyncIterator[None]:

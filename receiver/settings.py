@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     log_timezone: str = Field(
         "", description="Zone of HAProxy's local-time log dates (IANA name); empty = this host's zone."
     )
+    group_commit_ms: float = Field(
+        1.0, ge=0, le=100,
+        description="A small `POST /logs` batch waits this long for others, to be written to Redis with them; "
+                    "0: each alone.",
+    )
     syslog_host: str = Field("127.0.0.1", description="Address of the syslog listener (UDP and TCP).")
     syslog_port: int = Field(5140, ge=0, description="Port of the syslog listener; 0 disables it.")
     syslog_queue_lines: int = Field(
