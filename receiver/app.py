@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import timedelta
 from typing import Any
 
@@ -28,6 +28,7 @@ from .appkeys import (
     ANNOUNCER,
     ANALYSIS_CONFIG,
     ANALYSIS_METRICS,
+    EXPOSITION,
     HTTP_REQUESTS,
     INCIDENT_ANALYSIS,
     INCIDENT_CHARTS,
@@ -43,6 +44,7 @@ from .appkeys import (
     REDIS,
     REGISTRY,
     SETTINGS,
+    SHARED_PORTS,
     SYSLOG,
     SYSLOG_LIMITS,
 )
@@ -62,6 +64,7 @@ from .intake import GroupCommitPolicy, IntakeMetrics, LogIntake, SyslogLimits, S
 from .notify import Dispatcher, NotifyConfig, NotifyMetrics, Outbox, load_config
 from .resources import resource_dir
 from .settings import Settings
+from .workers import exposition_registry, shares_metrics
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +76,7 @@ def create_app(settings: Settings, *, redis: Redis | None = None, llm: LLMClient
     app[SETTINGS] = settings
     registry = CollectorRegistry(auto_describe=True)
     app[REGISTRY] = registry
+    app[EXPOSITION] = exposition_registry(registry)
     app[HTTP_REQUESTS] = Counter("incident_copilot_http_requests", "HTTP requests served, by route and status.",
                                  ["route", "status"], registry=registry)
     app[INTAKE_METRICS] = IntakeMetrics.create(registry)
@@ -187,21 +191,34 @@ async def _syslog_ctx(app: web.Application) -> AsyncIterator[None]:
                                                     tcp_idle_seconds=settings.syslog_tcp_idle_seconds,
                                                     tcp_max_connections=settings.syslog_tcp_max_connections)
     listener = SyslogListener(app[INTAKE], app[INTAKE_METRICS], limits)
-    await listener.start(settings.syslog_host, settings.syslog_port)
+    await listener.start(settings.syslog_host, settings.syslog_port, reuse_port=app.get(SHARED_PORTS, False))
     app[SYSLOG] = listener
     registry = app[REGISTRY]
     gauge = None
+    refresh = None
     if not math.isnan(listener.kernel_drops()):
         gauge = Gauge("incident_copilot_syslog_kernel_drops",
-                      "Syslog datagrams the kernel dropped because the receive buffer was full.", registry=registry)
-        gauge.set_function(listener.kernel_drops)
+                      "Syslog datagrams the kernel dropped because the receive buffer was full.", registry=registry,
+                      multiprocess_mode="livesum")
+        if shares_metrics():  # the group's sum is read from files: each worker writes its socket's count there
+            refresh = asyncio.create_task(_refresh_every(gauge, listener.kernel_drops, 1.0))
+        else:
+            gauge.set_function(listener.kernel_drops)
     log.info("syslog listening", extra={"addresses": listener.addresses})
     try:
         yield
     finally:
+        if refresh is not None:
+            refresh.cancel()
         await listener.close()
         if gauge is not None:
             registry.unregister(gauge)
+
+
+async def _refresh_every(gauge: Gauge, value: Callable[[], float], seconds: float) -> None:
+    while True:
+        gauge.set(value())
+        await asyncio.sleep(seconds)
 
 
 def _analysis_ctx(llm: LLMClient | None):

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     # Service
     host: str = Field("127.0.0.1", description="Address the HTTP API listens on.")
     port: int = Field(8080, description="Port of the HTTP API.")
+    serve_workers: int = Field(
+        0, ge=0, description="Processes of `serve` sharing its HTTP and syslog ports; 0: one per core; 1: one, "
+                             "without a parent.")
     log_format: Literal["json", "text"] = Field("json", description="`json` (one object a line) or `text`.")
     log_level: str = Field("INFO", description="Python logging level.")
     data_dir: Path = Field(Path("var"), description="Where the embedded Redis keeps its data.")
