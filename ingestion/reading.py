@@ -2,10 +2,17 @@
 
 A minute's generation counter is bumped by every write to it, so a cached merge of
 older minutes stays valid exactly as long as their generations do.
+
+The still-filling minute changes with every write: while ingestion runs, a window ending
+now would be read again by every query. With `snapshot_seconds`, such a window is read
+once and its answer kept that long; identical queries arriving meanwhile, or while it is
+being read, share it. A write is seen by every query that starts `snapshot_seconds` after
+it was acknowledged, never later.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 import weakref
@@ -102,14 +109,57 @@ class Derived:
 class BucketReader:
     """Fetches and merges minute buckets. Expects a client made with decode_responses=True."""
 
-    def __init__(self, redis: Redis, *, now: Callable[[], float] = time.time, cache_size: int = 128) -> None:
+    def __init__(self, redis: Redis, *, now: Callable[[], float] = time.time, cache_size: int = 128,
+                 snapshot_seconds: float = 0.0) -> None:
         self._redis = redis
         self._now = now
         self._cache: OrderedDict[tuple, Merged] = OrderedDict()
         self._cache_size = cache_size
+        self.snapshot_seconds = snapshot_seconds
+        self._snapshots: dict[tuple, tuple[float, Merged]] = {}  # a live window: when it was read, and what
+        self._reading: dict[tuple, tuple[float, asyncio.Future]] = {}
+        self._read_at = Derived()
+
+    def as_of(self, merged: Merged) -> float | None:
+        """When `merged`, an answer of `merged()` holding the still-filling minute, was read; None for others."""
+        return self._read_at.of(merged).get("at")
 
     async def merged(self, span: Span, parts: frozenset[str], backend: str | None = None) -> Merged:
         """The sum of the span's minutes. The result is shared with the cache: read it, never change it."""
+        if self.snapshot_seconds <= 0 or span.minutes[-1] < int(self._now() // 60) - 1:
+            return await self._merged(span, parts, backend)
+        key = (parts, backend, span.minutes)
+        started = self._now()
+        held = self._snapshots.get(key)
+        if held is not None and started - held[0] < self.snapshot_seconds:
+            return held[1]
+        reading = self._reading.get(key)
+        if reading is not None and started - reading[0] < self.snapshot_seconds:
+            return await asyncio.shield(reading[1])
+        done = asyncio.get_running_loop().create_future()
+        self._reading[key] = (started, done)
+        try:
+            result = await self._merged(span, parts, backend)
+        except BaseException as exc:
+            done.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
+            done.exception()  # those waiting raise it; none waiting is no warning
+            raise
+        finally:
+            if self._reading.get(key, (None, done))[1] is done:
+                del self._reading[key]
+        done.set_result(result)
+        self._read_at.of(result)["at"] = started
+        self._keep_snapshot(key, started, result)
+        return result
+
+    def _keep_snapshot(self, key: tuple, at: float, result: Merged) -> None:
+        self._snapshots[key] = (at, result)
+        if len(self._snapshots) > self._cache_size:
+            stale = [k for k, (taken, _) in self._snapshots.items() if at - taken >= self.snapshot_seconds]
+            for k in stale or list(self._snapshots)[:len(self._snapshots) // 2]:
+                del self._snapshots[k]
+
+    async def _merged(self, span: Span, parts: frozenset[str], backend: str | None) -> Merged:
         now_minute = int(self._now() // 60)
         generations = dict(zip(span.minutes, await self._generations(span.minutes)))
         whole_key = (parts, backend, tuple(generations.items()))

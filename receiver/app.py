@@ -170,7 +170,7 @@ async def _ingestion_ctx(app: web.Application) -> AsyncIterator[None]:
         redis, retention_minutes=settings.retention_minutes,
         limits=Limits(backends=settings.max_backends, frontends=settings.max_frontends, paths=settings.max_paths),
     )
-    app[QUERIES] = MetricsQueries(redis)
+    app[QUERIES] = MetricsQueries(redis, snapshot_seconds=settings.query_snapshot_seconds)
     app[INTAKE] = LogIntake(store, tz=log_timezone(settings.log_timezone),
                             retention_minutes=settings.retention_minutes,
                             skew_seconds=settings.clock_skew_seconds, metrics=app[INTAKE_METRICS],

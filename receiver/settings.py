@@ -60,6 +60,11 @@ class Settings(BaseSettings):
         description="A small `POST /logs` batch waits this long for others, to be written to Redis with them; "
                     "0: each alone.",
     )
+    query_snapshot_seconds: float = Field(
+        1.0, ge=0, le=10,
+        description="A view over the still-filling minute is read once and answered from that snapshot this long "
+                    "(its `as_of`); 0: read at every query.",
+    )
     syslog_host: str = Field("127.0.0.1", description="Address of the syslog listener (UDP and TCP).")
     syslog_port: int = Field(5140, ge=0, description="Port of the syslog listener; 0 disables it.")
     syslog_queue_lines: int = Field(
