@@ -18,6 +18,7 @@ import time
 import weakref
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
+from typing import Any
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -72,6 +73,39 @@ class Merged:
         for member, value in other.maxima.items():
             if value > self.maxima.get(member, -1):
                 self.maxima[member] = value
+
+
+    def plus(self, others: Sequence["Merged"]) -> "Merged":
+        """A new sum of this and `others`, none of them changed. What only this one holds is shared, not
+        copied: an hour of routes plus the live minutes costs the live minutes' names, not the hour's."""
+        out = Merged(n=self.n + sum(o.n for o in others), codes=Counter(self.codes),
+                     backend_counts=Counter(self.backend_counts), maxima=dict(self.maxima))
+        for other in others:
+            out.codes.update(other.codes)
+            out.backend_counts.update(other.backend_counts)
+            for member, value in other.maxima.items():
+                if value > out.maxima.get(member, -1):
+                    out.maxima[member] = value
+        out.frontends = _plus(self.frontends, [o.frontends for o in others], FrontendAgg)
+        out.backends = _plus(self.backends, [o.backends for o in others], BackendAgg)
+        out.paths = _plus(self.paths, [o.paths for o in others], PathAgg)
+        return out
+
+
+def _plus(base: dict, others: list[dict], factory: Callable[[], Any]) -> dict:
+    """`base` and `others` summed by key into a new dict: aggregates of `base` alone are shared, the rest new."""
+    out = dict(base)
+    fresh: set = set()
+    for other in others:
+        for key, agg in other.items():
+            if key not in fresh:
+                mine = factory()
+                if key in base:
+                    mine.merge(base[key])
+                out[key] = mine
+                fresh.add(key)
+            out[key].merge(agg)
+    return out
 
 
 _PIPELINE_SLICE = 1000
@@ -168,16 +202,16 @@ class BucketReader:
             return cached
         settled = [m for m in span.minutes if m < now_minute - 1]
         live = [m for m in span.minutes if m >= now_minute - 1]
-        result = Merged()
+        base = Merged()
         if settled:
             settled_key = (parts, backend, tuple((m, generations[m]) for m in settled))
-            part = self._cached(settled_key)
-            if part is None:
-                part = await self._fetch([m for m in settled if generations[m]], parts, backend)
-                self._remember(settled_key, part)
+            base = self._cached(settled_key)
+            if base is None:
+                base = await self._fetch([m for m in settled if generations[m]], parts, backend)
+                self._remember(settled_key, base)
             if not live:
-                return part
-            result.add(part)
+                return base
+        live_parts = []
         for minute in live:
             # Each live minute on its own: the one before the current stops changing soon after it ends.
             minute_key = (parts, backend, ((minute, generations[minute]),))
@@ -185,7 +219,8 @@ class BucketReader:
             if part is None:
                 part = await self._fetch([minute] if generations[minute] else [], parts, backend)
                 self._remember(minute_key, part)
-            result.add(part)
+            live_parts.append(part)
+        result = base.plus(live_parts)
         self._remember(whole_key, result)
         return result
 
