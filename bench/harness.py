@@ -117,10 +117,18 @@ def _wait(ready, what: str, timeout: float = 20) -> None:
 
 
 def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as fh:
-        for row in fh:
-            if row.startswith("VmRSS:"):
-                return int(row.split()[1]) / 1024
+    """Resident memory of the process and its live children (`serve --workers N`)."""
+    return sum(_own_rss_mb(p) for p in (pid, *children(pid)))
+
+
+def _own_rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for row in fh:
+                if row.startswith("VmRSS:"):
+                    return int(row.split()[1]) / 1024
+    except OSError:  # gone meanwhile
+        pass
     return 0.0
 
 
