@@ -2,16 +2,38 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
+
+
+_CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 
 
 def cores() -> int:
-    """Cores this process may run on (its affinity, where the system says)."""
+    """Cores this process may use: its affinity, and no more than its cgroup's CPU quota (a container's limit)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        available = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+        available = os.cpu_count() or 1
+    try:
+        quota = cpu_quota(_CGROUP_CPU_MAX.read_text())
+    except OSError:
+        quota = None
+    return max(1, min(available, quota) if quota else available)
+
+
+def cpu_quota(cpu_max: str) -> int | None:
+    """Whole cores a cgroup v2 `cpu.max` ("200000 100000", or "max 100000") allows, rounded up; None: no limit."""
+    fields = cpu_max.split()
+    if len(fields) != 2 or fields[0] == "max":
+        return None
+    try:
+        quota, period = int(fields[0]), int(fields[1])
+    except ValueError:
+        return None
+    return max(1, math.ceil(quota / period)) if period > 0 and quota > 0 else None
 
 
 def worker_count(wanted: int, available: int) -> int:

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from receiver.cli import build_parser
-from receiver.workers import RestartBackoff, worker_command, worker_count
+from receiver.workers import RestartBackoff, cpu_quota, worker_command, worker_count
 
 
 def test_zero_workers_means_one_per_core() -> None:
     assert worker_count(0, 8) == 8
     assert worker_count(0, 0) == 1
     assert worker_count(3, 8) == 3
+
+
+def test_a_container_cpu_limit_bounds_the_cores_counted() -> None:
+    assert cpu_quota("200000 100000\n") == 2
+    assert cpu_quota("150000 100000") == 2  # a core and a half: two processes
+    assert cpu_quota("50000 100000") == 1
+    assert cpu_quota("max 100000") is None
+    assert cpu_quota("") is None
 
 
 def test_a_worker_dying_again_and_again_waits_longer_each_time_up_to_the_cap() -> None:
