@@ -34,10 +34,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print("--workers above 1 needs a fixed --port: each worker would listen on a port of its own",
               file=sys.stderr)
         return 2
+    from ..notify import ConfigError, load_config
     from ..workers import WorkerGroup, run, worker_command
 
+    if settings.notify_config is not None:  # read here, once: a worker refusing it would be restarted forever
+        try:
+            load_config(settings.notify_config)
+        except ConfigError as exc:
+            return _config_refused(exc)
     return run(WorkerGroup(count=workers, command=worker_command(host, port), redis_url=settings.redis_url,
                            data_dir=settings.data_dir))
+
+
+def _config_refused(error: Exception) -> int:
+    print(f"the notifications file cannot be used:\n{error}", file=sys.stderr)
+    return 2
 
 
 def _serve_one(settings: Settings, host: str, port: int, *, in_group: bool) -> int:
@@ -53,8 +64,7 @@ def _serve_one(settings: Settings, host: str, port: int, *, in_group: bool) -> i
     try:
         app = create_app(settings)
     except ConfigError as exc:
-        print(f"the notifications file cannot be used:\n{exc}", file=sys.stderr)
-        return 2
+        return _config_refused(exc)
     app[SHARED_PORTS] = in_group
     serve(app, host, port, ServerLimits.from_settings(settings), reuse_port=in_group)
     return 0

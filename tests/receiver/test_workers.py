@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from receiver.cli import build_parser
+from receiver.cli import build_parser, main
 from receiver.workers import RestartBackoff, cpu_quota, worker_command, worker_count
 
 
@@ -39,3 +39,13 @@ def test_a_worker_is_the_same_serve_command_told_it_shares_its_ports() -> None:
     command = worker_command("0.0.0.0", 8080)
     args = build_parser().parse_args(command[3:])
     assert (args.command, args.host, args.port, args.in_group) == ("serve", "0.0.0.0", 8080, True)
+
+
+def test_a_broken_notifications_file_stops_serve_workers_before_any_worker_starts(tmp_path, monkeypatch,
+                                                                                  capsys) -> None:
+    broken = tmp_path / "notify.yaml"
+    broken.write_text("receivers: [\n")
+    monkeypatch.setenv("NOTIFY_CONFIG", str(broken))
+    monkeypatch.setattr("receiver.logging_setup.configure_logging", lambda *args: None)  # the test's logging stays
+    assert main(["serve", "--workers", "2", "--port", "1"]) == 2
+    assert "the notifications file cannot be used" in capsys.readouterr().err
