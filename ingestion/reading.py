@@ -187,11 +187,12 @@ class BucketReader:
         return result
 
     def _keep_snapshot(self, key: tuple, at: float, result: Merged) -> None:
+        # Expired ones go at once: a window's key changes every minute, and each holds a window's sum.
+        for stale in [k for k, (taken, _) in self._snapshots.items() if at - taken >= self.snapshot_seconds]:
+            del self._snapshots[stale]
         self._snapshots[key] = (at, result)
-        if len(self._snapshots) > self._cache_size:
-            stale = [k for k, (taken, _) in self._snapshots.items() if at - taken >= self.snapshot_seconds]
-            for k in stale or list(self._snapshots)[:len(self._snapshots) // 2]:
-                del self._snapshots[k]
+        while len(self._snapshots) > self._cache_size:
+            del self._snapshots[next(iter(self._snapshots))]
 
     async def _merged(self, span: Span, parts: frozenset[str], backend: str | None) -> Merged:
         now_minute = int(self._now() // 60)

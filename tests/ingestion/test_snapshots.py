@@ -98,3 +98,13 @@ async def test_identical_queries_at_once_share_one_read(real_redis, store, clock
     once = CountingPipelines(real_redis)
     await MetricsQueries(once, now=clock, snapshot_seconds=AGE).paths(window=60)
     assert alone == once.sent  # twenty queries cost what one does
+
+
+async def test_an_expired_snapshot_is_not_kept(real_redis, store, clock):
+    queries = MetricsQueries(real_redis, now=clock, snapshot_seconds=AGE)
+    await write(store, [record(NOW - 10)])
+    for minutes in range(1, 6):
+        await queries.overview(window=minutes)
+    clock.now = NOW + AGE
+    await queries.overview(window=5)
+    assert len(queries._reader._snapshots) == 1  # the five earlier windows' sums are not held any longer
