@@ -6,13 +6,15 @@ from datetime import datetime
 from enum import Enum
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .links import defang
 
 Specialist = Literal["latency", "errors", "saturation", "traffic"]
 Mode = Literal["llm", "rules"]
 Source = Literal["evaluation", "tool"]
+_NAME_LIMIT = 200
+_QUOTE_LIMIT = 500  # characters of text quoted from a past post-mortem  # characters of a backend, route or server name in a fingerprint
 
 
 class Severity(str, Enum):
@@ -110,6 +112,48 @@ class OnsetSummary(BaseModel):
                                description='Every signal that changed, first first: "5xx on api at 16:41".')
 
 
+class Fingerprint(BaseModel):
+    """What an incident looked like, in the terms another one can be compared by."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    backend: str | None = Field(None, max_length=_NAME_LIMIT, description="The culprit backend, if one stands out.")
+    signals: dict[str, Severity] = Field(default_factory=dict, description="Each golden signal out of bounds.")
+    causes: list[str] = Field(default_factory=list, description='Cause kinds, worst first: "connection_refused".')
+    status_codes: list[str] = Field(default_factory=list, description="Error status codes, most first.")
+    termination_states: list[str] = Field(default_factory=list, description='Abnormal states, most first: "SC".')
+    routes: list[str] = Field(default_factory=list, description='Failing or slow routes: "POST /api/pay".')
+    servers: list[str] = Field(default_factory=list, description="Servers of the backend that fail.")
+    hour: int | None = Field(None, ge=0, le=23, description="Hour of day (UTC) the incident began.")
+
+
+class SimilarIncident(BaseModel):
+    """A past incident recalled for this one: what it was, how alike, and what the team did then."""
+
+    model_config = ConfigDict(frozen=True)
+
+    incident_id: str | None = Field(None, description="The past incident, when the service analysed it.")
+    file: str | None = Field(None, description="Its post-mortem in POSTMORTEM_DIR, if there is one.")
+    title: str
+    date: str | None = Field(None, description="When it happened (YYYY-MM-DD), as its record or file says.")
+    score: float = Field(description="Similarity, 0 to 1; only those above the relevance floor are shown.")
+    why: list[str] = Field(default_factory=list, description='Why it matches: "same backend payments", ...')
+    mitigation: str | None = Field(None, description="How it was mitigated, quoted from its post-mortem; "
+                                                     "only when the team wrote it.")
+    root_cause: str | None = Field(None, description="Its root cause, quoted from its post-mortem.")
+
+    @field_validator("title", "mitigation", "root_cause")
+    @classmethod
+    def _quoted(cls, text: str | None) -> str | None:
+        # Archive text is anyone's: shown as a quotation, never as a link to follow, and short.
+        return None if text is None else defang(text)[:_QUOTE_LIMIT]
+
+    @property
+    def source(self) -> str:
+        """What a quotation from it names: its file, else its incident id."""
+        return self.file or self.incident_id or self.title
+
+
 class Report(BaseModel):
     timestamp: datetime
     overall_severity: Severity
@@ -129,3 +173,7 @@ class Report(BaseModel):
     tokens: TokenUsage = Field(description="All model tokens of this analysis.")
     cost_usd: float = Field(0.0, description="What those tokens cost at the configured prices.")
     duration_ms: float
+    fingerprint: Fingerprint | None = Field(None, description="What this incident looked like, to compare others by.")
+    similar: list[SimilarIncident] = Field(
+        default_factory=list, description="Past incidents like this one, best first, above the relevance floor; "
+                                          "empty when none is similar.")

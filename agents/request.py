@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
 
 _MAX_WINDOW_MINUTES = 360
@@ -33,6 +35,10 @@ class AnalysisRequest(BaseModel):
     baseline_before: datetime | None = Field(
         None, description="Compare against the signals before this moment (an incident's onset) instead of "
                           "looking for an onset in the window; set by the check after a resolution.")
+    exclude_similar: list[Annotated[str, Field(max_length=100)]] = Field(
+        default_factory=list, max_length=10,
+        description="Past incidents (ids) never recalled as similar: the incident analysed and the earlier runs of "
+                    "its failure.")
 
 
 class ResolvedScope(BaseModel):

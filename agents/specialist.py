@@ -21,7 +21,7 @@ from .report import Evidence, Finding, Provenance, Severity
 from .request import AlertContext, ResolvedScope
 from .signals import SignalSource
 from .specialist_spec import SpecialistSpec
-from .tools import Toolbox
+from .tools import PastIncidents, Toolbox
 
 _MAX_EVIDENCE = 12
 
@@ -70,6 +70,7 @@ class ModelPlan:
     urls: frozenset[str] = frozenset()  # the addresses model text may hold: the alerts', the service's
     tools: tuple[str, ...] = ()  # every specialist's tools: one tool set, so the four share a cached prefix
     timeline: dict | None = None  # the onset minute, the changes and the baseline window, for the prompt
+    past: PastIncidents | None = None  # the `similar_incidents` tool, when there is an archive
 
 
 def rules_finding(
@@ -185,7 +186,7 @@ async def run_specialist(
     started = time.perf_counter()
     progress = LoopProgress()
     toolbox = Toolbox(plan.source, plan.tools or spec.tools, window_minutes=scope.window_minutes, at=scope.at,
-                      backend=scope.backend, timeout_seconds=plan.config.tool_timeout_seconds)
+                      backend=scope.backend, timeout_seconds=plan.config.tool_timeout_seconds, past=plan.past)
     try:
         async with asyncio.timeout_at(plan.deadline):
             result = await run_tool_loop(

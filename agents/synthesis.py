@@ -11,9 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from .assessment import Assessment, Cause, worst_cause_first
 from .llm import fallback_reason
 from .loop import LoopProgress, SubmitTool, run_tool_loop
+from .memory import past_fix_line
 from .playbook import ALL_CLEAR, recommend
 from .prompts import SYNTHESIS_SYSTEM, synthesis_prompt
-from .report import Finding, Provenance, Severity
+from .report import Finding, Provenance, Severity, SimilarIncident
 from .request import AlertContext, ResolvedScope
 from .specialist import ModelPlan
 from .synthesis_check import Measured, check_conclusion
@@ -64,6 +65,15 @@ def draft_synthesis(assessments: list[Assessment], scope: ResolvedScope) -> Synt
     return SynthesisSubmission(title=_clip(title), diagnosis=diagnosis, recommendations=recommendations)
 
 
+def with_past_fix(draft: SynthesisSubmission, similar: list[SimilarIncident]) -> SynthesisSubmission:
+    """The draft with, second, what fixed the closest past incident, quoted from its post-mortem (if written)."""
+    line = next((past_fix_line(s) for s in similar if s.mitigation), None)
+    if line is None or draft.recommendations == [ALL_CLEAR]:
+        return draft
+    actions = [*draft.recommendations[:1], line, *draft.recommendations[1:]][:5]
+    return draft.model_copy(update={"recommendations": actions})
+
+
 async def run_synthesis(
     findings: list[Finding],
     draft: SynthesisSubmission,
@@ -73,6 +83,7 @@ async def run_synthesis(
     *,
     measured: Measured | None = None,
     skipped_reason: str | None = None,
+    similar: list[SimilarIncident] = (),
 ) -> tuple[SynthesisSubmission, Provenance]:
     """One model step that may rewrite the draft; any failure, or an answer the checks reject, keeps the draft.
 
@@ -91,6 +102,7 @@ async def run_synthesis(
                 prompt=synthesis_prompt(
                     [f.model_dump(mode="json", exclude={"provenance"}, exclude_none=True) for f in findings],
                     draft.model_dump(mode="json"), scope, alerts,
+                    [s.model_dump(mode="json", exclude_none=True) for s in similar],
                 ),
                 submit=SUBMIT_SYNTHESIS,
                 metrics=plan.metrics,

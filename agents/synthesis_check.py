@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 from .grounding import unsourced_figures
 from .links import LINKABLE, TRAILING, foreign_urls
-from .report import Severity
+from .memory import words
+from .report import Severity, SimilarIncident
 
 _SAYS_HEALTHY = re.compile(
     r"\b(?:all (?:fine|good|clear|ok|healthy|green)|(?:is|are|looks?|stays?) (?:fine|healthy|normal)|no (?:issues?|"
@@ -23,6 +24,12 @@ _SAYS_HEALTHY = re.compile(
 _SAYS_BROKEN = re.compile(r"\b(?:outage|down|failing|fails|broken|critical|timeouts?|errors? spike)\b", re.I)
 _ROUTE = re.compile(r"(?<![\w/.-])/[\w/.{}:-]+")
 # Something to paste into a shell that the playbook does not hold: fetched code, privilege, deletion.
+# A recommendation that speaks of an earlier incident and what fixed it then.
+_CITES_PAST = re.compile(
+    r"\b(?:last time|previously|the previous incident|an? (?:past|earlier|previous) incident|in the past|as before|"
+    r"(?:was|were|got) (?:fixed|mitigated|resolved) by|fixed it)\b", re.I)
+# The words of an archived mitigation a citation must repeat in a row (all of them when it has fewer).
+CITED_WORDS = 3
 _COMMAND = re.compile(r"\b(?:curl|wget|sudo|chmod|chown|eval)\s|\|\s*(?:ba|z)?sh\b|\brm\s+-\w*[rf]", re.I)
 
 
@@ -36,6 +43,7 @@ class Measured:
     routes: frozenset[str] = frozenset()  # "GET /api/products"
     numbers: set[float] = field(default_factory=set)  # every number the findings and the draft hold
     urls: frozenset[str] = frozenset()  # the alerts' own, the runbooks', the service's
+    past: tuple[SimilarIncident, ...] = ()  # the similar incidents recalled, with their quoted mitigations
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +90,8 @@ def _contradiction(part: str, text: str, measured: Measured) -> str | None:
 
 
 def _unfounded(action: str, measured: Measured) -> str | None:
+    if _CITES_PAST.search(action) and not cites_archive(action, measured.past):
+        return "cites a past incident or fix that the archive does not hold"
     if foreign := foreign_urls(action, measured.urls):
         return f"an address that is not the alert's, the runbook's or the service's ({foreign[0]})"
     if _COMMAND.search(action):
@@ -96,6 +106,28 @@ def _unfounded(action: str, measured: Measured) -> str | None:
     if missing := unsourced_figures(action, measured.numbers):
         return f"states {', '.join(missing)}, which no finding holds"
     return None
+
+
+def cites_archive(text: str, past: Iterable[SimilarIncident]) -> bool:
+    """Whether `text` names a recalled incident (its date, file or id) and repeats words of its mitigation."""
+    said = [_stem(w) for w in words(text)]
+    for incident in past:
+        if not incident.mitigation:
+            continue
+        names = [n for n in (incident.date, incident.file, incident.incident_id) if n]
+        if not any(n in text for n in names):
+            continue
+        fix = [_stem(w) for w in words(incident.mitigation)]
+        run = min(CITED_WORDS, len(fix))
+        shingles = {tuple(fix[i:i + run]) for i in range(len(fix) - run + 1)}
+        if any(tuple(said[i:i + run]) in shingles for i in range(len(said) - run + 1)):
+            return True
+    return False
+
+
+def _stem(word: str) -> str:
+    """Close enough to compare "drained" with "draining": the first five letters of a longer word."""
+    return word[:5]
 
 
 def _backends_named(text: str, backends: Iterable[str]) -> set[str]:

@@ -21,8 +21,8 @@ from aiohttp.test_utils import TestServer
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for the test doubles under tests/
 
 from agents import AnalysisConfig, AnalysisRequest, LLMClient, analyze  # noqa: E402
-from tests.agents_fixtures import AT, deploy_regression  # noqa: E402
-from tests.fake_anthropic import FakeMessagesAPI, expert  # noqa: E402
+from tests.support.agents import AT, deploy_regression  # noqa: E402
+from tests.support.fake_anthropic import FakeMessagesAPI, expert  # noqa: E402
 
 
 async def one_run(config: AnalysisConfig) -> tuple[float, float, float, int]:

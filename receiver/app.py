@@ -1,7 +1,7 @@
 """The composition root: the one place that builds the service from its settings.
 
 Every shared resource is made, and closed, by a cleanup context here, in order: Redis, the
-ingestion store and intake, the syslog listener, the analysis, the notification delivery,
+ingestion store and intake, the syslog listener, the archive of past incidents, the analysis, the notification delivery,
 and the incidents with their in-process worker. Handlers (`receiver.http`) only read what these put under `appkeys`.
 """
 
@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import timedelta
 from typing import Any
@@ -26,6 +27,7 @@ from .announcements import Announcer, failed_delivery_recorder
 from .appkeys import (
     ALERT_STREAM,
     ANNOUNCER,
+    ARCHIVE,
     ANALYSIS_CONFIG,
     ANALYSIS_METRICS,
     EXPOSITION,
@@ -39,6 +41,7 @@ from .appkeys import (
     LLM,
     NOTIFY_CONFIG,
     NOTIFY_METRICS,
+    POSTMORTEM_LIBRARY,
     POSTMORTEMS,
     QUERIES,
     REDIS,
@@ -61,6 +64,7 @@ from .incidents import (
     incident_analysis,
 )
 from .intake import GroupCommitPolicy, IntakeMetrics, LogIntake, SyslogLimits, SyslogListener, log_timezone
+from .memory import ARCHIVE_FILE, Archive, PostmortemLibrary
 from .notify import Dispatcher, NotifyConfig, NotifyMetrics, Outbox, load_config
 from .resources import resource_dir
 from .settings import Settings
@@ -86,6 +90,7 @@ def create_app(settings: Settings, *, redis: Redis | None = None, llm: LLMClient
     app.cleanup_ctx.append(_redis_ctx(redis))
     app.cleanup_ctx.append(_ingestion_ctx)
     app.cleanup_ctx.append(_syslog_ctx)
+    app.cleanup_ctx.append(_memory_ctx)
     app.cleanup_ctx.append(_analysis_ctx(llm))
     app.cleanup_ctx.append(_notify_ctx)
     app.cleanup_ctx.append(_incidents_ctx)
@@ -114,10 +119,18 @@ def incident_charts(settings: Settings, redis: Redis) -> IncidentCharts:
     return IncidentCharts(lambda minutes, at, backend: series(minutes, at, backend, limit=1), settings.thresholds)
 
 
+def open_memory(settings: Settings) -> PostmortemLibrary:
+    """The archive of past incidents under DATA_DIR, and POSTMORTEM_DIR's post-mortems indexed in it."""
+    return PostmortemLibrary(settings.postmortem_dir, Archive(settings.data_dir / ARCHIVE_FILE))
+
+
 def incident_worker(settings: Settings, redis: Redis, analysis: IncidentAnalysis, *,
                     metrics: IncidentMetrics | None = None, consumer: str | None = None,
-                    announcer: Announcer | None = None) -> IncidentWorker:
-    """A consumer of the alert stream configured from the settings: in the service, or `incident-copilot worker`."""
+                    announcer: Announcer | None = None, library: PostmortemLibrary | None = None) -> IncidentWorker:
+    """A consumer of the alert stream configured from the settings: in the service, or `incident-copilot worker`.
+
+    With `library`, each post-mortem it writes is archived at once, for the next incident to recall.
+    """
     return IncidentWorker(
         AlertStream(redis), IncidentRepository(redis), analysis,
         postmortems=postmortem_writer(settings, redis), metrics=metrics, consumer=consumer,
@@ -125,8 +138,23 @@ def incident_worker(settings: Settings, redis: Redis, analysis: IncidentAnalysis
         policy=Policy(min_window_minutes=settings.incident_window_min_minutes,
                       reopen_window=timedelta(minutes=settings.incident_reopen_minutes),
                       recheck_delay=timedelta(seconds=settings.recheck_delay_seconds)),
-        on_change=announcer,
+        on_change=_on_change(announcer, library),
     )
+
+
+def _on_change(announcer: Announcer | None, library: PostmortemLibrary | None):
+    if library is None:
+        return announcer
+
+    async def changed(incident) -> None:
+        try:
+            await asyncio.to_thread(library.index_file, incident.postmortem_file)
+        except Exception:  # the folder's next poll archives it
+            log.warning("post-mortem not archived now", exc_info=True, extra={"incident": incident.id})
+        if announcer is not None:
+            await announcer(incident)
+
+    return changed
 
 
 def notify_dispatcher(settings: Settings, config: NotifyConfig, redis: Redis, *,
@@ -221,6 +249,27 @@ async def _refresh_every(gauge: Gauge, value: Callable[[], float], seconds: floa
         await asyncio.sleep(seconds)
 
 
+async def _memory_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The archive of past incidents, POSTMORTEM_DIR indexed into it now and watched while the app runs."""
+    settings = app[SETTINGS]
+    try:
+        library = open_memory(settings)
+    except (OSError, sqlite3.Error) as exc:  # incidents are still analysed, without recalling past ones
+        log.error("no memory of past incidents: the archive cannot be opened: %s", exc,
+                  extra={"path": str(settings.data_dir / ARCHIVE_FILE)})
+        yield
+        return
+    app[POSTMORTEM_LIBRARY] = library
+    app[ARCHIVE] = library.archive
+    await asyncio.to_thread(library.sync)
+    watcher = library.watch(settings.memory_poll_seconds) if settings.memory_poll_seconds else None
+    try:
+        async with _in_background(watcher, "postmortem-archive"):
+            yield
+    finally:
+        library.archive.close()
+
+
 def _analysis_ctx(llm: LLMClient | None):
     """The analysis resources. An `llm` passed in is used and not closed; otherwise one is made from
     the settings (none without an API key) and closed here."""
@@ -233,7 +282,8 @@ def _analysis_ctx(llm: LLMClient | None):
         owned = LLMClient.from_config(config, redis=app[REDIS]) if llm is None else None
         app[LLM] = llm or owned
         if INCIDENT_ANALYSIS not in app:  # tests may bring their own
-            app[INCIDENT_ANALYSIS] = incident_analysis(app[QUERIES], config, app[LLM], app[ANALYSIS_METRICS])
+            app[INCIDENT_ANALYSIS] = incident_analysis(app[QUERIES], config, app[LLM], app[ANALYSIS_METRICS],
+                                                       memory=app.get(ARCHIVE))
         try:
             yield
         finally:
@@ -265,7 +315,8 @@ async def _incidents_ctx(app: web.Application) -> AsyncIterator[None]:
     app[POSTMORTEMS] = postmortem_writer(settings, redis)
     app[INCIDENT_CHARTS] = incident_charts(settings, redis)
     app[INCIDENT_METRICS] = metrics = IncidentMetrics.create(app[REGISTRY])
-    worker = incident_worker(settings, redis, app[INCIDENT_ANALYSIS], metrics=metrics, announcer=app.get(ANNOUNCER))
+    worker = incident_worker(settings, redis, app[INCIDENT_ANALYSIS], metrics=metrics, announcer=app.get(ANNOUNCER),
+                             library=app.get(POSTMORTEM_LIBRARY))
     async with _in_background(worker.run() if settings.run_worker else None, "incident-worker"):
         yield
 

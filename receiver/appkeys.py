@@ -16,6 +16,7 @@ from .incidents import (
     IncidentRepository,
     PostmortemWriter,
 )
+from .memory import Archive, PostmortemLibrary
 from .intake import IntakeMetrics, LogIntake, SyslogLimits, SyslogListener
 from .notify import NotifyConfig, NotifyMetrics
 from .settings import Settings
@@ -42,6 +43,8 @@ INCIDENT_CHARTS = web.AppKey("incident_charts", IncidentCharts)
 ANALYSIS_CONFIG = web.AppKey("analysis_config", AnalysisConfig)
 LLM: web.AppKey[LLMClient | None] = web.AppKey("llm")
 ANALYSIS_METRICS = web.AppKey("analysis_metrics", AnalysisMetrics)
+ARCHIVE = web.AppKey("archive", Archive)
+POSTMORTEM_LIBRARY = web.AppKey("postmortem_library", PostmortemLibrary)
 NOTIFY_CONFIG = web.AppKey("notify_config", NotifyConfig)
 NOTIFY_METRICS = web.AppKey("notify_metrics", NotifyMetrics)
 # The announcer is the composition root's (it joins incidents and notify): typed loosely to keep the ground below it.

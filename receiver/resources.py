@@ -13,7 +13,7 @@ from typing import Literal
 _HERE = Path(__file__).resolve().parent
 
 
-def resource_dir(name: Literal["templates", "alert_rules"]) -> Path:
+def resource_dir(name: Literal["templates", "alert_rules", "tests/fixtures/recall"]) -> Path:
     packaged = _HERE / name  # a built wheel maps the top-level folder here
     if packaged.is_dir():
         return packaged

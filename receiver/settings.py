@@ -162,6 +162,10 @@ class Settings(BaseSettings):
     )
     postmortem_dir: Path = Field(Path("docs/post-mortems"), description="Where post-mortems are written.")
     slo_target_pct: float = Field(99.9, gt=0, lt=100, description="Availability SLO for error-budget figures.")
+    memory_poll_seconds: float = Field(
+        5, ge=0,
+        description="How often POSTMORTEM_DIR is checked for new or edited post-mortems to archive; 0: only at start.",
+    )
 
     # Notifications
     notify_config: Path | None = Field(

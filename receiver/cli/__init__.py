@@ -1,4 +1,4 @@
-"""`incident-copilot`: serve, ingest, simulate and the analysis commands."""
+"""`incident-copilot`: serve, ingest, simulate, the analysis commands and the memory of past incidents."""
 
 from __future__ import annotations
 
@@ -117,6 +117,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return asyncio.run(run_scenarios(Settings(), scenarios=args.scenario or None))
 
 
+def cmd_similar(args: argparse.Namespace) -> int:
+    from .memory import similar
+
+    return similar(Settings(), args.target, limit=args.limit)
+
+
+def cmd_import_postmortems(args: argparse.Namespace) -> int:
+    from .memory import import_postmortems
+
+    return import_postmortems(Settings(), Path(args.folder))
+
+
 def cmd_rules(args: argparse.Namespace) -> int:
     from ..resources import resource_dir
     from ..rules import stale_rule_files, write_rules
@@ -195,6 +207,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("eval", help="replay every scenario through ingestion and analysis; print a table")
     evaluate.add_argument("--scenario", action="append", help="only this scenario (repeatable)")
     evaluate.set_defaults(func=cmd_eval)
+
+    similar = sub.add_parser("similar", help="the past incidents most like an incident or a post-mortem file")
+    similar.add_argument("target", help="an incident id (inc-YYYYMMDD-xxxxxxxx) or a markdown post-mortem")
+    similar.add_argument("--limit", type=int, default=5, choices=range(1, 11), metavar="N",
+                         help="how many at most (default 5)")
+    similar.set_defaults(func=cmd_similar)
+
+    imports = sub.add_parser("import-postmortems",
+                             help="copy a folder of existing post-mortems into POSTMORTEM_DIR and archive them")
+    imports.add_argument("folder", help="the folder of markdown files; they are only read")
+    imports.set_defaults(func=cmd_import_postmortems)
 
     rules = sub.add_parser("rules", help="render the Prometheus alert rules from the thresholds in the settings")
     rules.add_argument("--out", help="directory to write (default: the packaged alert_rules/)")

@@ -9,6 +9,8 @@ from agents import LLMClient, format_eval_table, run_eval
 
 from ..app import connect
 from ..embedded_redis import start_embedded_redis
+from ..memory import evaluate_recall, format_recall
+from ..resources import resource_dir
 from ..settings import Settings
 
 
@@ -31,4 +33,17 @@ async def run_scenarios(settings: Settings, *, scenarios: list[str] | None = Non
             await small.stop()
     print(f"mode: {'llm (' + config.model + ')' if llm else 'rules'}")
     print(format_eval_table(rows))
-    return 0 if all(row.passed for row in rows) else 1
+    recalled = print_recall()
+    return 0 if all(row.passed for row in rows) and recalled else 1
+
+
+def print_recall(recall_set: Path | None = None) -> bool:
+    """The recall set's table, recall@1 and recall@3; True when every case came first (or none, as it should)."""
+    recall_set = recall_set or resource_dir("tests/fixtures/recall")
+    if not (recall_set / "cases.json").is_file():
+        print(f"\nrecall set not found at {recall_set}: run eval from a checkout for recall@1 and recall@3")
+        return True
+    evaluation = evaluate_recall(recall_set)
+    print(f"\nsimilar past incidents ({recall_set}):")
+    print(format_recall(evaluation))
+    return all(case.passed for case in evaluation.cases)

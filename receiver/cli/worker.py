@@ -11,7 +11,7 @@ from ingestion import MetricsQueries
 from prometheus_client import CollectorRegistry
 
 from ..announcements import Announcer
-from ..app import connect, incident_worker, notify_dispatcher
+from ..app import connect, incident_worker, notify_dispatcher, open_memory
 from ..incidents import IncidentMetrics, incident_analysis
 from ..logging_setup import configure_logging
 from ..notify import ConfigError, NotifyMetrics, Outbox, load_config
@@ -34,11 +34,15 @@ async def run(settings: Settings, *, consumer: str | None = None) -> int:
     config = settings.analysis_config()
     llm = LLMClient.from_config(config, redis=redis)
     registry = CollectorRegistry()
-    analysis = incident_analysis(MetricsQueries(redis), config, llm, AnalysisMetrics(registry))
+    library = open_memory(settings)
+    await asyncio.to_thread(library.sync)
+    analysis = incident_analysis(MetricsQueries(redis), config, llm, AnalysisMetrics(registry), memory=library.archive)
     announcer = Announcer(Outbox(redis), public_url=settings.public_url) if notify else None
     worker = incident_worker(settings, redis, analysis, metrics=IncidentMetrics.create(registry), consumer=consumer,
-                             announcer=announcer)
+                             announcer=announcer, library=library)
     jobs = [worker.run()]
+    if settings.memory_poll_seconds:
+        jobs.append(library.watch(settings.memory_poll_seconds))
     if notify is not None:  # this worker's incidents are delivered from here too
         jobs.append(notify_dispatcher(settings, notify, redis, metrics=NotifyMetrics.create(registry),
                                       consumer=consumer).run())
@@ -54,6 +58,7 @@ async def run(settings: Settings, *, consumer: str | None = None) -> int:
         if llm is not None:
             await llm.close()
         await redis.aclose()
+        library.archive.close()
     return 0
 
 

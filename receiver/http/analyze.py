@@ -12,6 +12,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from ..appkeys import (
     ANALYSIS_CONFIG,
+    ARCHIVE,
     ANALYSIS_METRICS,
     LLM,
     POSTMORTEMS,
@@ -45,7 +46,7 @@ async def analyze_handler(request: web.Request) -> web.Response:
     analysis = AnalysisRequest(window_minutes=body.window_minutes, at=body.at, backend=body.backend)
     try:
         report = await analyze(app[QUERIES], analysis, config=app[ANALYSIS_CONFIG], llm=app[LLM],
-                               metrics=app[ANALYSIS_METRICS])
+                               metrics=app[ANALYSIS_METRICS], memory=app.get(ARCHIVE))
     except SignalsUnavailable as exc:
         raise ApiError(f"the metrics could not be read: {exc}", status=503, error="signals_unavailable",
                        headers={"Retry-After": "5"}) from None

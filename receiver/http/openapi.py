@@ -13,7 +13,7 @@ from importlib import metadata
 from typing import Any, Literal
 
 import orjson
-from agents import Report
+from agents import Report, SimilarIncident
 from aiohttp import web
 from ingestion import METRIC_VIEWS, Health, LogEntry
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -112,6 +112,8 @@ IncidentDetail = create_model(
     **{name: (info.annotation, info) for name, info in Incident.model_fields.items()
        if name not in INCIDENT_BOOKKEEPING},
     severity=(str, Field(description="The worst severity the alerts declared, else the report's verdict.")),
+    similar=(list[SimilarIncident], Field(description="Past incidents like this one, best first, as its latest "
+                                                      "analysis recalled them; empty when none is similar.")),
     analysis_pending=(bool, Field(description="An analysis is owed and not written yet.")),
     recheck_pending=(bool, Field(description="A check after the resolution is owed.")),
     recheck_due_at=(datetime | None, Field(description="When the owed check after the resolution is due.")),

@@ -9,6 +9,7 @@ from agents import (
     AnalysisConfig,
     AnalysisMetrics,
     AnalysisRequest,
+    IncidentMemory,
     LLMClient,
     Report,
     SignalSource,
@@ -30,11 +31,12 @@ class IncidentAnalysis:
 
 
 def incident_analysis(queries: SignalSource, config: AnalysisConfig, llm: LLMClient | None,
-                      metrics: AnalysisMetrics | None) -> IncidentAnalysis:
-    """The analysis the incident worker runs: with the model (if any) when alerts fire, rules only after."""
+                      metrics: AnalysisMetrics | None, memory: IncidentMemory | None = None) -> IncidentAnalysis:
+    """The analysis the incident worker runs: with the model (if any) and the memory of past incidents (if
+    any) when alerts fire, rules only after."""
 
     async def analyse(request: AnalysisRequest) -> Report:
-        return await analyze(queries, request, config=config, llm=llm, metrics=metrics)
+        return await analyze(queries, request, config=config, llm=llm, metrics=metrics, memory=memory)
 
     async def recheck(request: AnalysisRequest) -> Report:
         return await analyze(queries, request, config=config, llm=None, metrics=metrics)

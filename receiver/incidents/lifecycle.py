@@ -541,7 +541,8 @@ def analysis_request(incident: Incident, due: Due, *, max_alerts: int = 50) -> A
     """The alerts as context, the window covering their onset, narrowed to their backend if they share one."""
     alerts = sorted(incident.alerts, key=lambda a: (a.status != "firing", a.starts_at))[:max_alerts]
     return AnalysisRequest(window_minutes=due.window_minutes, at=due.at, backend=_one_backend(incident),
-                           alerts=[_context(a) for a in alerts])
+                           alerts=[_context(a) for a in alerts],
+                           exclude_similar=[i for i in (incident.id, incident.previous_incident) if i])
 
 
 def recheck_request(incident: Incident, due: Due) -> AnalysisRequest:

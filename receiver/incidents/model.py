@@ -191,6 +191,7 @@ class Incident(BaseModel):
         body = self.model_dump(mode="json", exclude={"applied", "seen", "analysis_due", "recheck_due", "revision",
                                                      "report_revision"})
         body["severity"] = self.severity
+        body["similar"] = body["report"]["similar"] if self.report is not None else []
         body["analysis_pending"] = self.analysis_due is not None
         body["recheck_pending"] = self.recheck_due is not None
         body["recheck_due_at"] = self.recheck_due.model_dump(mode="json")["at"] if self.recheck_due else None

@@ -21,7 +21,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import jinja2
-from agents import Evidence, Report
+from agents import Evidence, Fingerprint, Report, fingerprint_comment
 
 from ..resources import replace_file
 from . import lifecycle
@@ -185,6 +185,21 @@ def file_link(text: object, file_name: object) -> str:
     label = markdown_text(text)
     name = "" if file_name is None else str(file_name)
     return f"[{label}]({name})" if is_postmortem_file(name) else label
+
+
+_PLAIN_FILE = re.compile(r"^[\w][\w.-]{0,150}\.md$", re.ASCII)
+
+
+def past_link(text: object, file_name: object) -> str:
+    """`[text](file)` to a past post-mortem in the same folder, hand-written ones too; the text alone otherwise."""
+    label = markdown_text(text)
+    name = "" if file_name is None else str(file_name)
+    return f"[{label}]({quote(name)})" if _PLAIN_FILE.fullmatch(name) and name != INDEX_FILE else label
+
+
+def fingerprint_note(fingerprint: Fingerprint | None) -> str:
+    """The incident's fingerprint as an HTML comment, for the archive to read back; nothing without one."""
+    return fingerprint_comment(fingerprint) if isinstance(fingerprint, Fingerprint) else ""
 
 
 def chart_image(chart: tuple[str, str]) -> str:
@@ -372,7 +387,8 @@ def _as_text(format_: Callable[..., str]) -> Callable[..., str]:
 ESCAPING_FILTERS: dict[str, Callable[..., str]] = {
     "md": markdown_text, "code": markdown_code, "link": markdown_link, "file_link": file_link,
     "time": _as_text(format_time), "duration": _as_text(format_duration), "value": _as_text(format_value),
-    "multiple": _as_text(format_multiple), "chart_image": chart_image,
+    "multiple": _as_text(format_multiple), "chart_image": chart_image, "past_link": past_link,
+    "fingerprint": fingerprint_note,
 }
 
 

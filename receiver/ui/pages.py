@@ -29,6 +29,7 @@ from ..incidents import (
     format_value,
     golden_signal_charts,
     is_chart_file,
+    is_incident_id,
 )
 from ..resources import resource_dir
 
@@ -171,6 +172,7 @@ def setup_routes(app: web.Application) -> None:
                                undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update({"time": format_time, "duration": _duration, "value": format_value, "web_url": _web_url,
                         "ago": _ago, "sparkline": sparkline})
+    env.tests["incident_id"] = lambda value: isinstance(value, str) and is_incident_id(value)
     app[_STYLESHEET] = (templates / "ui" / "style.css").read_bytes()
     app.router.add_get("/ui", to_list)
     app.router.add_get("/ui/", incident_list)

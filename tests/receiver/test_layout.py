@@ -19,12 +19,12 @@ LAYERS = (
     ("composition root", {"app", "announcements", "workers"}),
     ("HTTP edge", {"http", "ui"}),
     ("ground", {"appkeys", "settings", "embedded_redis", "logging_setup", "resources"}),
-    ("domain rooms", {"incidents", "intake", "notify", "rules"}),
+    ("domain rooms", {"incidents", "intake", "memory", "notify", "rules"}),
     ("base", {"resources", "retry", "ordering", "streams", "charts"}),
 )
 RANK = {unit: rank for rank, (_, units) in enumerate(LAYERS) for unit in units}
 # Rooms whose `__init__` says, with `__all__`, what the rest of the service may use of them.
-PUBLIC_ROOMS = ("charts", "http", "incidents", "intake", "notify", "rules", "ui", "workers")
+PUBLIC_ROOMS = ("charts", "http", "incidents", "intake", "memory", "notify", "rules", "ui", "workers")
 
 # Domain rooms know nothing of the service around them, nor of each other: only the base
 # (where the package's files are and how one is replaced; how to wait and try again; how a

@@ -30,14 +30,14 @@ def time_out_route(llm: LLMClient, route: str, seconds: float) -> None:
     llm.create = create
 
 
-async def run(api, signals=None, *, request=None, metrics=None, timeouts=None, **overrides):
+async def run(api, signals=None, *, request=None, metrics=None, timeouts=None, memory=None, **overrides):
     config = model_config(api, **overrides)
     llm = LLMClient.from_config(config)
     for specialist_route, seconds in (timeouts or {}).items():
         time_out_route(llm, specialist_route, seconds)
     try:
         return await analyze((signals or deploy_regression()).source(), request or AnalysisRequest(at=AT),
-                             config=config, llm=llm, metrics=metrics)
+                             config=config, llm=llm, metrics=metrics, memory=memory)
     finally:
         await llm.close()
 

@@ -161,6 +161,8 @@ def test_refiring_after_resolution_opens_a_new_incident_linked_to_the_old() -> N
     old = resolved()
     _, new = step(old, refired_body(), "9-0", T0 + timedelta(hours=2))
     assert new.id != old.id and new.status == "open" and new.previous_incident == old.id
+    # Neither the incident nor the run of the failure it follows is recalled as a similar past incident.
+    assert lifecycle.analysis_request(new, new.analysis_due).exclude_similar == [new.id, old.id]
 
 
 def test_the_first_report_marks_the_diagnosis_and_a_late_older_one_is_not_kept() -> None:

@@ -119,7 +119,7 @@ def test_the_post_mortem_follows_the_sre_template(tmp_path: Path) -> None:
     text = writer(tmp_path).render(resolved_backend_incident())
     headings = [line for line in text.splitlines() if line.startswith("## ")]
     assert headings == ["## Summary", "## Impact", "## Timeline", "## Detection", "## Specialist findings",
-                        "## Diagnosis and root cause hypothesis", "## Recommendations", "## Resolution",
+                        "## Diagnosis and root cause hypothesis", "## Recommendations", "## Similar incidents", "## Resolution",
                         "## Action items", "## Lessons learned", "## Supporting information"]
     assert "**Time to detect:** 8 min · **to diagnose:** 41 s · **to resolve:** 29 min 16 s" in text
     assert "- **Started:** 2026-03-14 09:34:00 UTC (in the logs; the first alert started at 2026-03-14 09:41:30 UTC)\n" in text

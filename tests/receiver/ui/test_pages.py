@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 from html.parser import HTMLParser
 
 import pytest
+from agents import SimilarIncident
 from redis.asyncio import Redis
 
 from receiver.app import create_app
@@ -162,3 +163,21 @@ async def test_unknown_incidents_and_charts_are_404(client) -> None:
     assert (await client.get("/ui/metrics/charts/..%2Fsecret.svg")).status == 404
     response = await client.get("/ui", allow_redirects=False)
     assert response.status == 302 and response.headers["Location"] == "/ui/"
+
+
+async def test_an_incident_page_lists_similar_incidents_with_their_fixes_as_inert_text(client) -> None:
+    record = incident(datetime.now(timezone.utc) - timedelta(minutes=20), resolved_at=None)
+    past = [SimilarIncident(incident_id="inc-20261002-aaaabbbb", file="2026-10-02-api-aaaabbbb.md",
+                            title="api: sH timeouts", date="2026-10-02", score=0.81, why=["same backend api"],
+                            mitigation="Rolled back api to 7.2."),
+            SimilarIncident(file="notes.md", title="Old notes", score=0.4, why=["mentions backend api"],
+                            mitigation=f"{HOSTILE} see https://evil.example/fix")]
+    record = record.model_copy(update={"report": record.report.model_copy(update={"similar": past})})
+    await store(client.app[INCIDENTS], record)
+    page, html = await get_page(client, f"/ui/incidents/{record.id}")
+    assert "/ui/incidents/inc-20261002-aaaabbbb" in page.links
+    assert ("api: sH timeouts (2026-10-02, 2026-10-02-api-aaaabbbb.md; similarity 0.81: same backend api) "
+            "How it was mitigated, as its post-mortem says: “Rolled back api to 7.2.”") in page.words
+    assert "Old notes (date unknown, notes.md; similarity 0.40: mentions backend api)" in page.words
+    assert "<script" not in html and "https[:]//evil[.]example/fix" in page.words
+    assert not any("evil" in link for link in page.links)
