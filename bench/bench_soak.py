@@ -201,7 +201,8 @@ def growth(samples: list[Sample], value) -> str:
             f"{pct:+.1f} % = {per_minute:+.2f} MB/min ({'flat' if abs(pct) < FLAT_PCT else 'growing'})")
 
 
-async def soak(minutes: float, rate: float, retention: int | None = None) -> list[str]:
+async def soak(minutes: float, rate: float, retention: int | None = None, *, code: Path | None = None,
+               workers: int | None = None) -> list[str]:
     """Runs the soak, prints rows and the summary; returns why the run failed, if it did."""
     seconds = minutes * 60
     plan = routes(rate)
@@ -210,6 +211,10 @@ async def soak(minutes: float, rate: float, retention: int | None = None) -> lis
     print(f"target {rate:,.0f} lines/s for {minutes:g} min: " + ", ".join(
         f"{name} {r.lines_per_second:,.0f}" for name, r in plan.items()) + f", syslog {syslog_rate:,}", flush=True)
     kept = {"RETENTION_MINUTES": str(retention)} if retention else {}
+    if code is not None:
+        kept["code"] = code
+    if workers is not None:
+        kept["args"] = ("--workers", str(workers))
     with redis_server() as redis_url, service(redis_url, SYSLOG_PORT=str(syslog_port),
                                               WEBHOOK_TOKEN=WEBHOOK_TOKEN, **kept) as svc:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=4 * MAX_IN_FLIGHT)) as session:
@@ -300,10 +305,14 @@ def main() -> None:
     parser.add_argument("--retention-minutes", type=int, help="RETENTION_MINUTES of the service (default its own, "
                         "360): minute buckets expire this long plus 2 min after their minute, and Redis memory "
                         "levels off from then on")
+    parser.add_argument("--code", type=Path, help="run the service of another checkout (an earlier version, "
+                                                  "for a before-and-after)")
+    parser.add_argument("--workers", type=int, help="serve --workers (default SERVE_WORKERS: one per core)")
     args = parser.parse_args()
     if args.minutes * 60 < 2 * SAMPLE_SECONDS:
         parser.error(f"--minutes: at least {2 * SAMPLE_SECONDS} s, for two samples")
-    failures = asyncio.run(soak(args.minutes, args.rate, args.retention_minutes))
+    failures = asyncio.run(soak(args.minutes, args.rate, args.retention_minutes, code=args.code,
+                                workers=args.workers))
     for failure in failures:
         print(f"FAILED: {failure}")
     sys.exit(1 if failures else 0)

@@ -17,6 +17,7 @@ from collections import defaultdict
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import redis
@@ -68,17 +69,20 @@ class Service(NamedTuple):
 
 
 @contextmanager
-def service(redis_url: str, **env: str):
-    """The service on a free port; its data, post-mortems and log in a directory removed afterwards."""
+def service(redis_url: str, *, code: Path = ROOT, args: Sequence[str] = (), **env: str):
+    """The service on a free port; its data, post-mortems and log in a directory removed afterwards.
+
+    `code`: the checkout to run (another one: an earlier version, for a before-and-after); `args`: more
+    arguments of `serve` (`--workers 2`)."""
     port = free_port()
     directory = Path(tempfile.mkdtemp(prefix="ic-bench-service-"))
     environ = {**os.environ, "REDIS_URL": redis_url, "PORT": str(port), "SYSLOG_PORT": "0",
                "LOG_TIMEZONE": "UTC", "LOG_LEVEL": "WARNING", "DATA_DIR": str(directory),
-               "POSTMORTEM_DIR": str(directory / "post-mortems"), **env}
+               "POSTMORTEM_DIR": str(directory / "post-mortems"), "PYTHONPATH": str(code), **env}
     log = directory / "service.log"
     # A file, not a pipe: nothing reads the log while the service runs, and a full pipe would stall it.
     with open(log, "wb") as stderr:
-        proc = subprocess.Popen([sys.executable, "-m", "receiver.cli", "serve"], cwd=ROOT, env=environ,
+        proc = subprocess.Popen([sys.executable, "-m", "receiver.cli", "serve", *args], cwd=code, env=environ,
                                 stdout=subprocess.DEVNULL, stderr=stderr)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -113,18 +117,47 @@ def _wait(ready, what: str, timeout: float = 20) -> None:
 
 
 def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as fh:
-        for row in fh:
-            if row.startswith("VmRSS:"):
-                return int(row.split()[1]) / 1024
+    """Resident memory of the process and its live children (`serve --workers N`)."""
+    return sum(_own_rss_mb(p) for p in (pid, *children(pid)))
+
+
+def _own_rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for row in fh:
+                if row.startswith("VmRSS:"):
+                    return int(row.split()[1]) / 1024
+    except OSError:  # gone meanwhile
+        pass
     return 0.0
 
 
 def cpu_seconds(pid: int) -> float:
-    """User and system CPU time the process has used."""
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
+    """User and system CPU time the process and its live children (`serve --workers N`) have used."""
+    return sum(_own_cpu_seconds(p) for p in (pid, *children(pid)))
+
+
+def _own_cpu_seconds(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:  # gone meanwhile
+        return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    """The live processes whose parent is `pid` (a redis-server it started included)."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as fh:
+                    if int(fh.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
 
 
 def redis_mb(url: str) -> float:

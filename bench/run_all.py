@@ -24,8 +24,8 @@ def main() -> None:
     parser.add_argument("--full-soak", action="store_true", default=os.environ.get("BENCH_FULL_SOAK") == "1",
                         help="the soak for its full default length (also BENCH_FULL_SOAK=1)")
     args = parser.parse_args()
-    runs = [["bench_ingest.py"], ["bench_syslog.py"], ["bench_analysis.py"], ["bench_big_answer.py"], ["bench_notify.py"],
-            ["bench_recall.py"],
+    runs = [["bench_ingest.py"], ["bench_workers.py"], ["bench_syslog.py"], ["bench_analysis.py"],
+            ["bench_big_answer.py"], ["bench_notify.py"], ["bench_recall.py"],
             ["bench_soak.py"] if args.full_soak else ["bench_soak.py", "--minutes", str(SHORT_SOAK_MINUTES)]]
     failed = []
     for script, *flags in runs:

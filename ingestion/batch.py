@@ -69,6 +69,17 @@ class Batch:
         if len(self.errors) < MAX_REPORTED_ERRORS:
             self.errors.append(LineError(line, error.reason))
 
+    def absorb(self, other: "Batch") -> None:
+        """Add `other`'s minutes and counts to this batch (not its error list): one write for both."""
+        for minute, bucket in other.buckets.items():
+            mine = self.buckets.get(minute)
+            if mine is None:
+                mine = self.buckets[minute] = MinuteBucket()
+            mine.merge(bucket)
+        self.accepted += other.accepted
+        self.rejected += other.rejected
+        self.reasons.update(other.reasons)
+
     def answer(self) -> dict:
         return {
             "accepted": self.accepted,

@@ -79,10 +79,12 @@ def _most_first(counter: Counter) -> dict[str, int]:
 class MetricsQueries:
     """Read-only views over the last `window` minutes ending at `at` (default: now)."""
 
-    def __init__(self, redis: RedisClient, *, now: Callable[[], float] = time.time, reader: BucketReader | None = None):
+    def __init__(self, redis: RedisClient, *, now: Callable[[], float] = time.time, reader: BucketReader | None = None,
+                 snapshot_seconds: float = 0.0):
+        """`snapshot_seconds`: how old an answer over the still-filling minute may be (`BucketReader`)."""
         self._redis = redis
         self._now = now
-        self._reader = reader or BucketReader(redis, now=now)
+        self._reader = reader or BucketReader(redis, now=now, snapshot_seconds=snapshot_seconds)
         self._points = Derived()  # a minute's series points, by scope (None: the whole site)
 
     def _span(self, window: int, at: datetime | None) -> Span:
@@ -90,22 +92,27 @@ class MetricsQueries:
             raise ValueError("window must be at least 1 minute")
         return Span.ending_at(window, at.timestamp() if at else self._now())
 
-    def _window(self, span: Span) -> dict:
-        return {"window_minutes": len(span.minutes), "start": span.start, "end": span.end}
+    def _window(self, span: Span, merged: Merged | None = None) -> dict:
+        window = {"window_minutes": len(span.minutes), "start": span.start, "end": span.end}
+        at = self._reader.as_of(merged) if merged is not None else None
+        if at is not None:
+            window["as_of"] = datetime.fromtimestamp(at, timezone.utc)
+        return window
 
-    async def _backend_or_totals(self, span: Span, backend: str | None) -> tuple[int, Counter]:
+    async def _backend_or_totals(self, span: Span, backend: str | None) -> tuple[int, Counter, Merged]:
         if backend is None:
             merged = await self._reader.merged(span, _TOTALS)
-            return merged.n, merged.codes
-        agg = (await self._reader.merged(span, _BACKENDS, backend)).backends.get(backend, BackendAgg())
-        return agg.n, agg.codes
+            return merged.n, merged.codes, merged
+        merged = await self._reader.merged(span, _BACKENDS, backend)
+        agg = merged.backends.get(backend, BackendAgg())
+        return agg.n, agg.codes, merged
 
     async def overview(self, window: int = 5, at: datetime | None = None, backend: str | None = None) -> Overview:
         span = self._span(window, at)
-        total, codes = await self._backend_or_totals(span, backend)
+        total, codes, merged = await self._backend_or_totals(span, backend)
         e4, e5 = _error_counts(codes)
         return Overview(
-            **self._window(span), backend=backend, total_requests=total, errors_4xx=e4, errors_5xx=e5,
+            **self._window(span, merged), backend=backend, total_requests=total, errors_4xx=e4, errors_5xx=e5,
             error_rate_4xx_pct=pct(e4, total), error_rate_5xx_pct=pct(e5, total),
             requests_per_minute=round(total / len(span.minutes), 3),
         )
@@ -113,8 +120,8 @@ class MetricsQueries:
     async def status_codes(self, window: int = 5, at: datetime | None = None,
                            backend: str | None = None) -> StatusCodes:
         span = self._span(window, at)
-        total, codes = await self._backend_or_totals(span, backend)
-        return StatusCodes(**self._window(span), backend=backend, total_requests=total, codes=_most_first(codes))
+        total, codes, merged = await self._backend_or_totals(span, backend)
+        return StatusCodes(**self._window(span, merged), backend=backend, total_requests=total, codes=_most_first(codes))
 
     async def response_times(self, window: int = 5, at: datetime | None = None,
                              backend: str | None = None) -> ResponseTimes:
@@ -125,7 +132,7 @@ class MetricsQueries:
             if backend is None or name == backend:
                 hist.update(agg.hist)
         p50, p95, p99 = map(_ms, quantiles(hist, (0.50, 0.95, 0.99)))
-        return ResponseTimes(**self._window(span), backend=backend, count=sum(hist.values()),
+        return ResponseTimes(**self._window(span, merged), backend=backend, count=sum(hist.values()),
                              p50=p50, p95=p95, p99=p99)
 
     async def backends(self, window: int = 5, at: datetime | None = None) -> Backends:
@@ -135,7 +142,7 @@ class MetricsQueries:
             stats = await asyncio.to_thread(_all_backend_stats, merged.backends)
         else:
             stats = _all_backend_stats(merged.backends)
-        return Backends(**self._window(span), backends=stats)
+        return Backends(**self._window(span, merged), backends=stats)
 
     async def frontends(self, window: int = 5, at: datetime | None = None) -> Frontends:
         span = self._span(window, at)
@@ -146,7 +153,7 @@ class MetricsQueries:
             for name, a in merged.frontends.items()
         ]
         stats.sort(key=lambda s: (-s.requests, s.frontend))
-        return Frontends(**self._window(span), frontends=stats)
+        return Frontends(**self._window(span, merged), frontends=stats)
 
     async def paths(self, window: int = 5, at: datetime | None = None, backend: str | None = None,
                     limit: int = 10) -> Paths:
@@ -169,7 +176,7 @@ class MetricsQueries:
         by_errors = sorted((r for r in totals if errors(r)), key=lambda r: (-errors(r), r))[:limit]
         by_latency = sorted((r for r in totals if totals[r].lat_n), key=slowness)[:limit]
         stats = {route: _path_stats(route, totals[route]) for route in {*by_errors, *by_latency}}
-        return Paths(**self._window(span), backend=backend, top_by_errors=[stats[r] for r in by_errors],
+        return Paths(**self._window(span, merged), backend=backend, top_by_errors=[stats[r] for r in by_errors],
                      top_by_latency=[stats[r] for r in by_latency])
 
     async def termination_states(self, window: int = 5, at: datetime | None = None,
@@ -185,7 +192,7 @@ class MetricsQueries:
             overall.update(agg.terms)
             total += agg.n
             by_backend[name] = _most_first(agg.terms)
-        return TerminationStates(**self._window(span), backend=backend, total_requests=total,
+        return TerminationStates(**self._window(span, merged), backend=backend, total_requests=total,
                                  states=_most_first(overall), by_backend=by_backend)
 
     async def rps(self, minutes: int = 30, at: datetime | None = None, backend: str | None = None) -> Rps:
@@ -252,7 +259,7 @@ class MetricsQueries:
         rows = [(name, server, agg) for name, be in merged.backends.items() if backend is None or name == backend
                 for server, agg in be.servers.items()]
         rows.sort(key=lambda row: (-row[2].e5, -row[2].n, row[0], row[1]))
-        return Servers(**self._window(span), backend=backend,
+        return Servers(**self._window(span, merged), backend=backend,
                        servers=[_server_stats(*row) for row in rows[:limit]],
                        more_servers=max(0, len(rows) - limit))
 
@@ -284,7 +291,7 @@ class MetricsQueries:
                          backend: str | None = None) -> Saturation:
         span = self._span(window, at)
         merged = await self._reader.merged(span, _SATURATION, backend)
-        return Saturation(**self._window(span), backend=backend,
+        return Saturation(**self._window(span, merged), backend=backend,
                           redis=await self.redis_saturation(), haproxy=_haproxy_saturation(merged, backend))
 
     async def redis_saturation(self) -> RedisSaturation:

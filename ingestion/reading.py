@@ -2,15 +2,23 @@
 
 A minute's generation counter is bumped by every write to it, so a cached merge of
 older minutes stays valid exactly as long as their generations do.
+
+The still-filling minute changes with every write: while ingestion runs, a window ending
+now would be read again by every query. With `snapshot_seconds`, such a window is read
+once and its answer kept that long; identical queries arriving meanwhile, or while it is
+being read, share it. A write is seen by every query that starts `snapshot_seconds` after
+it was acknowledged, never later.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 import weakref
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
+from typing import Any
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -66,6 +74,39 @@ class Merged:
                 self.maxima[member] = value
 
 
+    def plus(self, others: Sequence["Merged"]) -> "Merged":
+        """A new sum of this and `others`, none of them changed. What only this one holds is shared, not
+        copied: an hour of routes plus the live minutes costs the live minutes' names, not the hour's."""
+        out = Merged(n=self.n + sum(o.n for o in others), codes=Counter(self.codes),
+                     backend_counts=Counter(self.backend_counts), maxima=dict(self.maxima))
+        for other in others:
+            out.codes.update(other.codes)
+            out.backend_counts.update(other.backend_counts)
+            for member, value in other.maxima.items():
+                if value > out.maxima.get(member, -1):
+                    out.maxima[member] = value
+        out.frontends = _plus(self.frontends, [o.frontends for o in others], FrontendAgg)
+        out.backends = _plus(self.backends, [o.backends for o in others], BackendAgg)
+        out.paths = _plus(self.paths, [o.paths for o in others], PathAgg)
+        return out
+
+
+def _plus(base: dict, others: list[dict], factory: Callable[[], Any]) -> dict:
+    """`base` and `others` summed by key into a new dict: aggregates of `base` alone are shared, the rest new."""
+    out = dict(base)
+    fresh: set = set()
+    for other in others:
+        for key, agg in other.items():
+            if key not in fresh:
+                mine = factory()
+                if key in base:
+                    mine.merge(base[key])
+                out[key] = mine
+                fresh.add(key)
+            out[key].merge(agg)
+    return out
+
+
 _PIPELINE_SLICE = 1000
 
 
@@ -101,14 +142,58 @@ class Derived:
 class BucketReader:
     """Fetches and merges minute buckets. Expects a client made with decode_responses=True."""
 
-    def __init__(self, redis: RedisClient, *, now: Callable[[], float] = time.time, cache_size: int = 128) -> None:
+    def __init__(self, redis: RedisClient, *, now: Callable[[], float] = time.time, cache_size: int = 128,
+                 snapshot_seconds: float = 0.0) -> None:
         self._redis = redis
         self._now = now
         self._cache: OrderedDict[tuple, Merged] = OrderedDict()
         self._cache_size = cache_size
+        self.snapshot_seconds = snapshot_seconds
+        self._snapshots: dict[tuple, tuple[float, Merged]] = {}  # a live window: when it was read, and what
+        self._reading: dict[tuple, tuple[float, asyncio.Future]] = {}
+        self._read_at = Derived()
+
+    def as_of(self, merged: Merged) -> float | None:
+        """When `merged`, an answer of `merged()` holding the still-filling minute, was read; None for others."""
+        return self._read_at.of(merged).get("at")
 
     async def merged(self, span: Span, parts: frozenset[str], backend: str | None = None) -> Merged:
         """The sum of the span's minutes. The result is shared with the cache: read it, never change it."""
+        if self.snapshot_seconds <= 0 or span.minutes[-1] < int(self._now() // 60) - 1:
+            return await self._merged(span, parts, backend)
+        key = (parts, backend, span.minutes)
+        started = self._now()
+        held = self._snapshots.get(key)
+        if held is not None and started - held[0] < self.snapshot_seconds:
+            return held[1]
+        reading = self._reading.get(key)
+        if reading is not None and started - reading[0] < self.snapshot_seconds:
+            return await asyncio.shield(reading[1])
+        done = asyncio.get_running_loop().create_future()
+        self._reading[key] = (started, done)
+        try:
+            result = await self._merged(span, parts, backend)
+        except BaseException as exc:
+            done.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
+            done.exception()  # those waiting raise it; none waiting is no warning
+            raise
+        finally:
+            if self._reading.get(key, (None, done))[1] is done:
+                del self._reading[key]
+        done.set_result(result)
+        self._read_at.of(result)["at"] = started
+        self._keep_snapshot(key, started, result)
+        return result
+
+    def _keep_snapshot(self, key: tuple, at: float, result: Merged) -> None:
+        # Expired ones go at once: a window's key changes every minute, and each holds a window's sum.
+        for stale in [k for k, (taken, _) in self._snapshots.items() if at - taken >= self.snapshot_seconds]:
+            del self._snapshots[stale]
+        self._snapshots[key] = (at, result)
+        while len(self._snapshots) > self._cache_size:
+            del self._snapshots[next(iter(self._snapshots))]
+
+    async def _merged(self, span: Span, parts: frozenset[str], backend: str | None) -> Merged:
         now_minute = int(self._now() // 60)
         generations = dict(zip(span.minutes, await self._generations(span.minutes)))
         whole_key = (parts, backend, tuple(generations.items()))
@@ -117,16 +202,16 @@ class BucketReader:
             return cached
         settled = [m for m in span.minutes if m < now_minute - 1]
         live = [m for m in span.minutes if m >= now_minute - 1]
-        result = Merged()
+        base = Merged()
         if settled:
             settled_key = (parts, backend, tuple((m, generations[m]) for m in settled))
-            part = self._cached(settled_key)
-            if part is None:
-                part = await self._fetch([m for m in settled if generations[m]], parts, backend)
-                self._remember(settled_key, part)
+            base = self._cached(settled_key)
+            if base is None:
+                base = await self._fetch([m for m in settled if generations[m]], parts, backend)
+                self._remember(settled_key, base)
             if not live:
-                return part
-            result.add(part)
+                return base
+        live_parts = []
         for minute in live:
             # Each live minute on its own: the one before the current stops changing soon after it ends.
             minute_key = (parts, backend, ((minute, generations[minute]),))
@@ -134,7 +219,8 @@ class BucketReader:
             if part is None:
                 part = await self._fetch([minute] if generations[minute] else [], parts, backend)
                 self._remember(minute_key, part)
-            result.add(part)
+            live_parts.append(part)
+        result = base.plus(live_parts)
         self._remember(whole_key, result)
         return result
 

@@ -13,6 +13,10 @@ class Window(BaseModel):
     window_minutes: int
     start: datetime
     end: datetime
+    as_of: datetime | None = Field(
+        None, description="When the still-filling minute was read: an answer over it may be a snapshot up to "
+                          "QUERY_SNAPSHOT_SECONDS old. Absent from views of past windows.",
+        exclude_if=lambda value: value is None)
 
 
 class Overview(Window):

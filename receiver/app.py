@@ -12,7 +12,7 @@ import contextlib
 import logging
 import math
 import sqlite3
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import timedelta
 from typing import Any
 
@@ -29,6 +29,7 @@ from .appkeys import (
     ARCHIVE,
     ANALYSIS_CONFIG,
     ANALYSIS_METRICS,
+    EXPOSITION,
     HTTP_REQUESTS,
     INCIDENT_ANALYSIS,
     INCIDENT_CHARTS,
@@ -45,6 +46,7 @@ from .appkeys import (
     REDIS,
     REGISTRY,
     SETTINGS,
+    SHARED_PORTS,
     SYSLOG,
     SYSLOG_LIMITS,
 )
@@ -60,7 +62,7 @@ from .incidents import (
     PostmortemWriter,
     incident_analysis,
 )
-from .intake import IntakeMetrics, LogIntake, SyslogLimits, SyslogListener, log_timezone
+from .intake import GroupCommitPolicy, IntakeMetrics, LogIntake, SyslogLimits, SyslogListener, log_timezone
 from .memory import ARCHIVE_FILE, Archive, PostmortemLibrary
 from .keyspace import connect as connect  # where callers have long found it
 from .keyspace import connect_configured, tag_key_names, tag_key_names_when_reachable
@@ -68,6 +70,7 @@ from .notify import Dispatcher, NotifyConfig, NotifyMetrics, Outbox, load_config
 from .resources import resource_dir
 from .retry import REDIS_UNAVAILABLE
 from .settings import Settings
+from .workers import exposition_registry, shares_metrics
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,7 @@ def create_app(settings: Settings, *, redis: RedisClient | None = None,
     app[SETTINGS] = settings
     registry = CollectorRegistry(auto_describe=True)
     app[REGISTRY] = registry
+    app[EXPOSITION] = exposition_registry(registry)
     app[HTTP_REQUESTS] = Counter("incident_copilot_http_requests", "HTTP requests served, by route and status.",
                                  ["route", "status"], registry=registry)
     app[INTAKE_METRICS] = IntakeMetrics.create(registry)
@@ -202,11 +206,15 @@ async def _ingestion_ctx(app: web.Application) -> AsyncIterator[None]:
         redis, retention_minutes=settings.retention_minutes,
         limits=Limits(backends=settings.max_backends, frontends=settings.max_frontends, paths=settings.max_paths),
     )
-    app[QUERIES] = MetricsQueries(redis)
+    app[QUERIES] = MetricsQueries(redis, snapshot_seconds=settings.query_snapshot_seconds)
     app[INTAKE] = LogIntake(store, tz=log_timezone(settings.log_timezone),
                             retention_minutes=settings.retention_minutes,
-                            skew_seconds=settings.clock_skew_seconds, metrics=app[INTAKE_METRICS])
-    yield
+                            skew_seconds=settings.clock_skew_seconds, metrics=app[INTAKE_METRICS],
+                            group_commit=GroupCommitPolicy(window_seconds=settings.group_commit_ms / 1000))
+    try:
+        yield
+    finally:
+        await app[INTAKE].close()
 
 
 async def _syslog_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -219,21 +227,34 @@ async def _syslog_ctx(app: web.Application) -> AsyncIterator[None]:
                                                     tcp_idle_seconds=settings.syslog_tcp_idle_seconds,
                                                     tcp_max_connections=settings.syslog_tcp_max_connections)
     listener = SyslogListener(app[INTAKE], app[INTAKE_METRICS], limits)
-    await listener.start(settings.syslog_host, settings.syslog_port)
+    await listener.start(settings.syslog_host, settings.syslog_port, reuse_port=app.get(SHARED_PORTS, False))
     app[SYSLOG] = listener
     registry = app[REGISTRY]
     gauge = None
+    refresh = None
     if not math.isnan(listener.kernel_drops()):
         gauge = Gauge("incident_copilot_syslog_kernel_drops",
-                      "Syslog datagrams the kernel dropped because the receive buffer was full.", registry=registry)
-        gauge.set_function(listener.kernel_drops)
+                      "Syslog datagrams the kernel dropped because the receive buffer was full.", registry=registry,
+                      multiprocess_mode="livesum")
+        if shares_metrics():  # the group's sum is read from files: each worker writes its socket's count there
+            refresh = asyncio.create_task(_refresh_every(gauge, listener.kernel_drops, 1.0))
+        else:
+            gauge.set_function(listener.kernel_drops)
     log.info("syslog listening", extra={"addresses": listener.addresses})
     try:
         yield
     finally:
+        if refresh is not None:
+            refresh.cancel()
         await listener.close()
         if gauge is not None:
             registry.unregister(gauge)
+
+
+async def _refresh_every(gauge: Gauge, value: Callable[[], float], seconds: float) -> None:
+    while True:
+        gauge.set(value())
+        await asyncio.sleep(seconds)
 
 
 async def _memory_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -24,6 +24,10 @@ SETTINGS = web.AppKey("settings", Settings)
 REDIS: web.AppKey[RedisClient] = web.AppKey("redis")  # one server, a Sentinel's master, or a Cluster
 QUERIES = web.AppKey("queries", MetricsQueries)
 REGISTRY = web.AppKey("registry", CollectorRegistry)
+# What `/prometheus/metrics` shows of the process metrics: REGISTRY, or a worker group's sums of it.
+EXPOSITION = web.AppKey("exposition", CollectorRegistry)
+# Set in a process of `serve --workers N`: the HTTP and syslog ports are shared with the others.
+SHARED_PORTS = web.AppKey("shared_ports", bool)
 HTTP_REQUESTS = web.AppKey("http_requests", Counter)
 INTAKE_METRICS = web.AppKey("intake_metrics", IntakeMetrics)
 INTAKE = web.AppKey("intake", LogIntake)

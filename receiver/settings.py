@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     # Service
     host: str = Field("127.0.0.1", description="Address the HTTP API listens on.")
     port: int = Field(8080, description="Port of the HTTP API.")
+    serve_workers: int = Field(
+        0, ge=0, description="Processes of `serve` sharing its HTTP and syslog ports; 0: one per core; 1: one, "
+                             "without a parent.")
     log_format: Literal["json", "text"] = Field("json", description="`json` (one object a line) or `text`.")
     log_level: str = Field("INFO", description="Python logging level.")
     data_dir: Path = Field(Path("var"), description="Where the embedded Redis keeps its data.")
@@ -60,6 +63,16 @@ class Settings(BaseSettings):
     max_paths: int = Field(500, ge=1, description="Distinct normalised paths per hour; more fold into `__other__`.")
     log_timezone: str = Field(
         "", description="Zone of HAProxy's local-time log dates (IANA name); empty = this host's zone."
+    )
+    group_commit_ms: float = Field(
+        1.0, ge=0, le=100,
+        description="A small `POST /logs` batch waits this long for others, to be written to Redis with them; "
+                    "0: each alone.",
+    )
+    query_snapshot_seconds: float = Field(
+        1.0, ge=0, le=10,
+        description="A view over the still-filling minute is read once and answered from that snapshot this long "
+                    "(its `as_of`); 0: read at every query.",
     )
     syslog_host: str = Field("127.0.0.1", description="Address of the syslog listener (UDP and TCP).")
     syslog_port: int = Field(5140, ge=0, description="Port of the syslog listener; 0 disables it.")

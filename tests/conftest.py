@@ -95,9 +95,11 @@ async def fake_redis() -> AsyncIterator[Redis]:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    # No in-process incident worker unless a test asks for one: most tests have no use for it.
+    # No in-process incident worker unless a test asks for one: most tests have no use for it. Views read
+    # at every query: tests that write and read back at once (the snapshots have tests of their own).
     return Settings(_env_file=None, log_timezone="UTC", data_dir=tmp_path / "var",
-                    postmortem_dir=tmp_path / "post-mortems", syslog_port=0, run_worker=False)
+                    postmortem_dir=tmp_path / "post-mortems", syslog_port=0, run_worker=False,
+                    query_snapshot_seconds=0)
 
 
 @pytest.fixture(autouse=True)

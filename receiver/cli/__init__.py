@@ -20,21 +20,53 @@ def _utc(value: str) -> datetime:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from ..app import create_app
-    from ..http import ServerLimits, serve
     from ..logging_setup import configure_logging
-    from ..notify import ConfigError
+    from ..workers import cores, worker_count
 
     settings = Settings()
     configure_logging(settings.log_format, settings.log_level)
     host = args.host or settings.host
     port = args.port or settings.port
+    workers = worker_count(settings.serve_workers if args.workers is None else args.workers, cores())
+    if workers == 1 or args.in_group:
+        return _serve_one(settings, host, port, in_group=args.in_group)
+    if port == 0:
+        print("--workers above 1 needs a fixed --port: each worker would listen on a port of its own",
+              file=sys.stderr)
+        return 2
+    from ..notify import ConfigError, load_config
+    from ..workers import WorkerGroup, run, worker_command
+
+    if settings.notify_config is not None:  # read here, once: a worker refusing it would be restarted forever
+        try:
+            load_config(settings.notify_config)
+        except ConfigError as exc:
+            return _config_refused(exc)
+    return run(WorkerGroup(count=workers, command=worker_command(host, port), redis_url=settings.redis_url,
+                           data_dir=settings.data_dir))
+
+
+def _config_refused(error: Exception) -> int:
+    print(f"the notifications file cannot be used:\n{error}", file=sys.stderr)
+    return 2
+
+
+def _serve_one(settings: Settings, host: str, port: int, *, in_group: bool) -> int:
+    """This process serves HTTP (and syslog, the worker) alone, or as one of a group sharing its ports."""
+    from ..app import create_app
+    from ..appkeys import SHARED_PORTS
+    from ..http import ServerLimits, serve
+    from ..notify import ConfigError
+    from ..workers import stop_with_parent
+
+    if in_group:
+        stop_with_parent()
     try:
         app = create_app(settings)
     except ConfigError as exc:
-        print(f"the notifications file cannot be used:\n{exc}", file=sys.stderr)
-        return 2
-    serve(app, host, port, ServerLimits.from_settings(settings))
+        return _config_refused(exc)
+    app[SHARED_PORTS] = in_group
+    serve(app, host, port, ServerLimits.from_settings(settings), reuse_port=in_group)
     return 0
 
 
@@ -143,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP API (and syslog listener, worker)")
     serve.add_argument("--host", help="listen address (default HOST)")
     serve.add_argument("--port", type=int, help="listen port (default PORT)")
+    serve.add_argument("--workers", type=int, help="processes sharing the ports (default SERVE_WORKERS; 0: one per "
+                                                   "core; 1: this process alone)")
+    serve.add_argument("--in-group", action="store_true", help=argparse.SUPPRESS)  # a worker the parent started
     serve.set_defaults(func=cmd_serve)
 
     ingest = sub.add_parser("ingest", help="send a log file to a running service")

@@ -20,7 +20,7 @@ from pydantic import (
     field_validator,
 )
 
-from ..appkeys import QUERIES, REDIS, REGISTRY, SETTINGS
+from ..appkeys import EXPOSITION, QUERIES, REDIS, SETTINGS
 from .auth import require_token
 from .errors import InvalidBody
 from .middleware import validation_detail
@@ -123,7 +123,7 @@ async def health(request: web.Request) -> web.Response:
 async def prometheus(request: web.Request) -> web.Response:
     require_token(request, request.app[SETTINGS].read_token)
     families = await collect_metrics(request.app[REDIS])
-    body = render_metrics(families) + generate_latest(request.app[REGISTRY])
+    body = render_metrics(families) + generate_latest(request.app[EXPOSITION])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

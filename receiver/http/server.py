@@ -113,14 +113,18 @@ class _GuardedConnection(asyncio.Protocol):
             self._inner.resume_writing()
 
 
-async def start(runner: web.AppRunner, host: str, port: int, limits: ServerLimits) -> asyncio.Server:
-    """Listen on host:port with the runner's app behind a `ConnectionGate`; the caller closes it."""
+async def start(runner: web.AppRunner, host: str, port: int, limits: ServerLimits, *,
+                reuse_port: bool = False) -> asyncio.Server:
+    """Listen on host:port with the runner's app behind a `ConnectionGate`; the caller closes it.
+
+    With `reuse_port`, other processes listening on the same port share its connections (SO_REUSEPORT)."""
     assert runner.server is not None, "runner.setup() first"
     gate = ConnectionGate(runner.server, limits)
-    return await asyncio.get_running_loop().create_server(gate, host, port, reuse_address=True)
+    return await asyncio.get_running_loop().create_server(gate, host, port, reuse_address=True,
+                                                          reuse_port=reuse_port or None)
 
 
-def serve(app: web.Application, host: str, port: int, limits: ServerLimits) -> None:
+def serve(app: web.Application, host: str, port: int, limits: ServerLimits, *, reuse_port: bool = False) -> None:
     """Serve until SIGINT or SIGTERM, then shut down gracefully, as `web.run_app` does."""
 
     async def serve_until_stopped() -> None:
@@ -128,7 +132,7 @@ def serve(app: web.Application, host: str, port: int, limits: ServerLimits) -> N
         await runner.setup()
         server = None
         try:
-            server = await start(runner, host, port, limits)
+            server = await start(runner, host, port, limits, reuse_port=reuse_port)
             await asyncio.Event().wait()
         finally:
             if server is not None:

@@ -47,16 +47,19 @@ class IncidentMetrics:
                 ["kind"], buckets=(0.1, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120), registry=registry,
             ),
             analyses_running=Gauge(
-                "incident_copilot_incident_analyses_running", "Analyses running in this process.",
-                registry=registry,
+                "incident_copilot_incident_analyses_running",
+                "Analyses running in this process (worker processes: in all of them).",
+                registry=registry, multiprocess_mode="livesum",
             ),
             queue_waiting=Gauge(
                 "incident_copilot_alert_queue_depth",
                 "Stored notifications no worker has taken yet.", registry=registry,
+                multiprocess_mode="livemostrecent",  # one queue, whichever worker looked last
             ),
             queue_pending=Gauge(
                 "incident_copilot_alert_jobs_pending",
                 "Notifications taken by a worker and not yet acknowledged.", registry=registry,
+                multiprocess_mode="livemostrecent",
             ),
             dead_lettered=Counter(
                 "incident_copilot_alert_jobs_dead_lettered",

@@ -18,6 +18,7 @@ from ingestion import (
     add_text_lines,
 )
 
+from .group_commit import GroupCommit, GroupCommitPolicy
 from .metrics import IntakeMetrics
 
 # Parsing is CPU work on the event loop. One batch is parsed at a time, a chunk between
@@ -36,7 +37,8 @@ def log_timezone(name: str) -> tzinfo:
 
 class LogIntake:
     def __init__(self, store: MetricsStore, *, tz: tzinfo, retention_minutes: int, skew_seconds: int,
-                 metrics: IntakeMetrics | None = None, now: Callable[[], float] = time.time) -> None:
+                 metrics: IntakeMetrics | None = None, now: Callable[[], float] = time.time,
+                 group_commit: GroupCommitPolicy = GroupCommitPolicy()) -> None:
         self.store = store
         self.tz = tz
         self._retention = retention_minutes * 60
@@ -44,6 +46,8 @@ class LogIntake:
         self._metrics = metrics
         self._now = now
         self._parsing = asyncio.Lock()
+        self._group_commit = group_commit
+        self._groups: dict[str, GroupCommit] = {}
 
     def bounds(self) -> TimeBounds:
         return TimeBounds(now=self._now(), retention_seconds=self._retention, skew_seconds=self._skew)
@@ -73,9 +77,24 @@ class LogIntake:
             self._metrics.batch_lines.labels(source).observe(size)
         counts = IngestCounts(source=source, accepted=batch.accepted, rejected=batch.reasons)
         if batch.accepted:
-            await self.store.write(batch.buckets, counts)
+            await self._group(source).write(batch, size)
         elif batch.rejected:
             try:
                 await self.store.write({}, counts)
             except Exception:  # counting a rejection must not turn a 400 into a 503
                 pass
+
+    def _group(self, source: str) -> GroupCommit:
+        group = self._groups.get(source)
+        if group is None:
+            async def write(batch: Batch) -> None:
+                await self.store.write(batch.buckets, IngestCounts(source=source, accepted=batch.accepted,
+                                                                   rejected=batch.reasons))
+
+            group = self._groups[source] = GroupCommit(write, self._group_commit)
+        return group
+
+    async def close(self) -> None:
+        """Write what waits for company; the store is still open."""
+        for group in self._groups.values():
+            await group.close()

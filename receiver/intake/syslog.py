@@ -93,10 +93,11 @@ class SyslogListener:
         """Lines received and not yet written."""
         return self._queue.held
 
-    async def start(self, host: str, port: int) -> None:
+    async def start(self, host: str, port: int, *, reuse_port: bool = False) -> None:
+        """Listen on host:port; with `reuse_port`, share it with other processes' listeners (SO_REUSEPORT)."""
         try:
-            self._udp = await _udp_socket(host, port, self._limits.receive_buffer_bytes)
-            self._tcp = await asyncio.start_server(self._serve_connection, host, port)
+            self._udp = await _udp_socket(host, port, self._limits.receive_buffer_bytes, reuse_port=reuse_port)
+            self._tcp = await asyncio.start_server(self._serve_connection, host, port, reuse_port=reuse_port or None)
             # Needs a loop with add_reader: asyncio's default on Unix, and uvloop.
             asyncio.get_running_loop().add_reader(self._udp.fileno(), self._on_readable)
         except BaseException:
@@ -304,13 +305,15 @@ class SyslogListener:
             self._dropping_since_full = 0
 
 
-async def _udp_socket(host: str, port: int, receive_buffer: int) -> socket.socket:
+async def _udp_socket(host: str, port: int, receive_buffer: int, *, reuse_port: bool = False) -> socket.socket:
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
     family, kind, proto, _, address = infos[0]
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
         sock.setblocking(False)
     except BaseException:

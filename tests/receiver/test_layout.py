@@ -16,7 +16,7 @@ RECEIVER_DIR = Path(receiver.__file__).parent
 # own layer or of a lower one, and the units' imports form no cycle.
 LAYERS = (
     ("entry points", {"cli", "demo"}),
-    ("composition root", {"app", "announcements"}),
+    ("composition root", {"app", "announcements", "workers"}),
     ("HTTP edge", {"http", "ui"}),
     ("ground", {"appkeys", "settings", "embedded_redis", "keyspace", "logging_setup", "resources"}),
     ("domain rooms", {"incidents", "intake", "memory", "notify", "rules"}),
@@ -24,7 +24,8 @@ LAYERS = (
 )
 RANK = {unit: rank for rank, (_, units) in enumerate(LAYERS) for unit in units}
 # Rooms whose `__init__` says, with `__all__`, what the rest of the service may use of them.
-PUBLIC_ROOMS = ("charts", "http", "incidents", "intake", "keyspace", "memory", "notify", "rules", "ui")
+PUBLIC_ROOMS = ("charts", "http", "incidents", "intake", "keyspace", "memory", "notify", "rules", "ui",
+                "workers")
 
 # Domain rooms know nothing of the service around them, nor of each other: only the base
 # (where the package's files are and how one is replaced; how to wait and try again; how a
