@@ -53,6 +53,11 @@ async def test_from_alert_to_post_mortem(service: Service) -> None:
     await service.settled()  # the worker renders the post-mortem again before it acknowledges
     assert closed["durations_seconds"]["time_to_resolve"] > 0
 
+    async def checked_in_the_postmortem():  # the check is saved, then its post-mortem rendered: the last write
+        return "A rules-only check over the" in (service.directory / row["postmortem_file"]).read_text()
+
+    await eventually(checked_in_the_postmortem)
+
     response = await service.client.get(f"/incidents/{row['id']}/postmortem")
     assert response.status == 200
     assert response.content_type == "text/markdown" and response.charset == "utf-8"
