@@ -8,6 +8,8 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from ..settings import THRESHOLD_SETTINGS, Settings
 
 
@@ -240,5 +242,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except ValidationError as exc:
+        if exc.title != Settings.__name__:
+            raise
+        print(settings_refused(exc), file=sys.stderr)
+        return 2
+
+
+def settings_refused(exc: ValidationError) -> str:
+    """What is wrong with the environment's settings, by the variable a user sets."""
+    lines = ["the settings cannot be used:"]
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in error["loc"]).upper()
+        lines.append(f"  {where}: {error['msg']} (given {error.get('input')!r})" if where else f"  {error['msg']}")
+    return "\n".join(lines)
 
