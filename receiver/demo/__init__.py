@@ -107,6 +107,10 @@ async def _wait_for(session: aiohttp.ClientSession, url: str, ready, what: str, 
         await asyncio.sleep(0.2)
 
 
+# Copied into the demo's post-mortem folder: the last time, as a team writes it, for memory to recall.
+PAST_POSTMORTEM = "2026-10-14-api-orders-release.md"
+
+
 async def run_demo(data_dir: Path = Path("var/demo"), *, alerting: bool | None = None) -> int:
     """Run the demo; `alerting` None uses real Prometheus and Alertmanager when they are installed."""
     started = time.monotonic()
@@ -121,6 +125,10 @@ async def run_demo(data_dir: Path = Path("var/demo"), *, alerting: bool | None =
         # The check after the resolution looks at the minutes after it; the demo's are seconds.
         recheck_delay_seconds=RECHECK_DELAY_SECONDS,
     )
+    past = settings.postmortem_dir / PAST_POSTMORTEM
+    past.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(Path(__file__).with_name("past-postmortem.md"), past)
+    _step(f"a post-mortem the team wrote by hand last time is in {past.parent}/: the service archives it")
     _step(f"starting the service with an embedded Redis under {data_dir}/redis")
     runner = web.AppRunner(create_app(settings), access_log=None)
     await runner.setup()
@@ -219,6 +227,11 @@ def _print_summary(incident: dict, path: Path) -> None:
     print(f"  diagnosis  {report.get('diagnosis', '-')}")
     for number, recommendation in enumerate(report.get("recommendations", [])[:3], 1):
         print(f"  {number}.         {recommendation}")
+    for past in incident.get("similar", [])[:1]:
+        print(f"  similar    {past.get('date') or '-'} {past.get('file') or past.get('incident_id')} "
+              f"(score {past['score']:.2f}: {', '.join(past['why'][:3])})")
+        if past.get("mitigation"):
+            print(f"             mitigated then: “{past['mitigation']}”")
     print("  times      " + ", ".join(
         f"{name.replace('time_to_', 'to ')} {_duration(value)}" for name, value in durations.items()))
     print(f"  post-mortem {path}, charts in {path.with_suffix('')}/: "

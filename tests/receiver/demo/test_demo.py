@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from receiver.demo import PAST_POSTMORTEM, run_demo
 from receiver.demo import alerting as demo_alerting
-from receiver.demo import run_demo
 
 
 def written_postmortems(data_dir: Path) -> list[str]:
-    return [p.read_text() for p in (data_dir / "post-mortems").glob("*.md") if p.name != "README.md"]
+    """The post-mortems the demo's incidents got: not the index, nor the past one the demo brings along."""
+    return [p.read_text() for p in (data_dir / "post-mortems").glob("*.md")
+            if p.name not in ("README.md", PAST_POSTMORTEM)]
 
 
 @pytest.mark.integration
@@ -26,6 +28,11 @@ async def test_without_prometheus_the_demo_posts_the_alert_itself_and_runs_again
         out = capsys.readouterr().out
         assert "posted as Alertmanager would post it" in out
         assert "post-mortem" in out and "api:" in out and "to resolve" in out
+        # The last time, written by hand, is recalled with what fixed it: in the summary and the post-mortem.
+        assert f"similar    2026-10-14 {PAST_POSTMORTEM}" in out
+        assert "mitigated then: “Rolled back api to the previous release" in out
+        similar = text.split("## Similar incidents", 1)[1].split("\n## ", 1)[0]
+        assert PAST_POSTMORTEM in similar and "Rolled back api to the previous release" in similar
 
 
 @pytest.mark.e2e
